@@ -1,0 +1,179 @@
+"""The hooks of the denoising loop. Each docstring here is the reference for its hook.
+
+A policy is any object with methods named after these hooks and marked with
+:data:`hookimpl`. An implementation may accept any subset of a hook's arguments.
+One run calls the hooks in this order::
+
+    canvas = initial_canvas(state)                        # 1, once
+    on_event(CanvasInitialized)
+    loop:
+        if any(should_stop(state)): break                 # 2
+        window     = select_window(state)                 # 3
+        prediction = predict(state)                       # 4  one forward pass; wrappers post-process
+        unmask     = select_unmask(state, prediction)     # 5
+        expand     = select_expand(state, prediction, unmask)   # 6
+        canvas     = canvas.apply(unmask, expand)         # 7  the engine applies; policies never mutate
+        on_event(StepFinished)
+    on_event(RunFinished)
+
+For the firstresult hooks, the first policy listed in ``Engine(policies=[...])``
+answers first; the built-in defaults answer last.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pluggy
+
+if TYPE_CHECKING:
+    from daedal.core.canvas import Canvas, Expand, Unmask
+    from daedal.core.events import Event
+    from daedal.core.prediction import Prediction
+    from daedal.core.state import State
+    from daedal.core.window import Window
+
+PROJECT = "daedal"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+# -- Set-up (once per run) ---------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def initial_canvas(state: State) -> Canvas | None:
+    """Build the canvas the loop starts from.
+
+    Called once, before the first step, with ``state.canvas`` set to None and
+    ``state.prompts`` holding each row's prompt ids. A length policy may run forward
+    passes here through ``state.forward`` (DAEDAL's stage 1 does); they are counted.
+    Stops at the first non-None result.
+
+    Args:
+        state: The run's state; ``state.prompts`` and ``state.adapter`` are what a
+            length policy needs.
+
+    Returns:
+        The starting :class:`~daedal.core.Canvas`, or None to defer to the next policy.
+
+    Default:
+        ``FixedLength(gen_length=128)``: each prompt followed by 128 masks.
+    """
+
+
+# -- Step decisions (called once per denoising step, in this order) -------------------
+
+
+@hookspec
+def should_stop(state: State) -> bool | None:
+    """Say whether the run is over, before the step's forward pass.
+
+    Every implementation is called; the run stops if any returns True.
+
+    Args:
+        state: The run's state, with the current canvas and step index.
+
+    Returns:
+        True to stop, False or None to let the run go on.
+
+    Default:
+        ``NoMasksLeft``: stop once no row holds a mask.
+    """
+
+
+@hookspec(firstresult=True)
+def select_window(state: State) -> Window | None:
+    """Choose, per row, the span of columns this step may decide on.
+
+    Called at the start of each step; the chosen window is then visible as
+    ``state.window`` to ``predict``, ``select_unmask`` and ``select_expand``, and is
+    passed to the adapter so that a cached adapter may recompute only what it needs.
+    Stops at the first non-None result.
+
+    Args:
+        state: The run's state (``state.window`` is None during this call).
+
+    Returns:
+        A :class:`~daedal.core.Window`, or None to defer.
+
+    Default:
+        ``SemiAutoregressive``: LLaDA's block schedule; the whole generation region
+        when its block length equals the generation length.
+    """
+
+
+@hookspec(firstresult=True)
+def predict(state: State) -> Prediction | None:
+    """Produce this step's :class:`~daedal.core.Prediction` (one forward pass).
+
+    Implementations with ``@hookimpl(wrapper=True)`` surround the call and may rewrite
+    its result: temperature sampling, classifier-free guidance and token suppression
+    are wrappers. Stops at the first non-None result.
+
+    Args:
+        state: The run's state; ``state.forward(tokens, length)`` runs the counted forward.
+
+    Returns:
+        A prediction aligned with ``state.canvas``, or None to defer.
+
+    Default:
+        The adapter's logits, with greedy (argmax) proposals.
+    """
+
+
+@hookspec(firstresult=True)
+def select_unmask(state: State, prediction: Prediction) -> Unmask | None:
+    """Choose which masked positions to commit this step, and to which ids.
+
+    Stops at the first non-None result; if every implementation returns None the engine
+    raises :class:`~daedal.core.NoDecisionError`.
+
+    Args:
+        state: The run's state with ``state.window`` set.
+        prediction: This step's prediction.
+
+    Returns:
+        An :class:`~daedal.core.Unmask` whose positions are masked generation slots and
+        whose ids are not the mask id; or None to defer.
+
+    Default:
+        ``SemiAutoregressive``: LLaDA's low-confidence remasking with its linear
+        transfer schedule.
+    """
+
+
+@hookspec(firstresult=True)
+def select_expand(state: State, prediction: Prediction, unmask: Unmask) -> Expand | None:
+    """Choose masked positions to widen into blocks of new masks this step.
+
+    Called after ``select_unmask`` with the same prediction. Positions in
+    ``unmask.where`` are not eligible. Stops at the first non-None result.
+
+    Args:
+        state: The run's state.
+        prediction: This step's prediction.
+        unmask: The commit decision already taken for this step.
+
+    Returns:
+        An :class:`~daedal.core.Expand`, or None for no expansion.
+
+    Default:
+        No expansion.
+    """
+
+
+# -- Observers ----------------------------------------------------------------------------
+
+
+@hookspec
+def on_event(event: Event, state: State) -> None:
+    """Observe the run: start, initial canvas, each finished step, length changes, end.
+
+    Every implementation is called; return values are ignored. Observers must not
+    change decoding: they see values, never the means to change them.
+
+    Args:
+        event: The event (see :mod:`daedal.core.events`).
+        state: The run's state when the event happened.
+    """
