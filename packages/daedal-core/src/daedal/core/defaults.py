@@ -1,0 +1,216 @@
+"""The built-in policies: with only these, an engine decodes like LLaDA's ``generate``.
+
+They are ordinary plugins. The engine registers each one last and drops it as a whole
+when one of the user's policies answers one of its decision hooks, so a user policy
+never has to share a hook with a default it replaces.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import attrs
+import torch
+
+from daedal.core.canvas import Canvas, Unmask
+from daedal.core.errors import ConfigError
+from daedal.core.hookspecs import hookimpl
+from daedal.core.prediction import Prediction
+from daedal.core.state import State, StashKey
+from daedal.core.window import Window
+
+
+def positive_int(_inst: object, attribute: attrs.Attribute, value: object) -> None:
+    """attrs validator: an int > 0, with an error that names the field."""
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise ConfigError(f"`{attribute.name}` must be a positive int, got {value!r}")
+
+
+def non_negative_float(_inst: object, attribute: attrs.Attribute, value: object) -> None:
+    """attrs validator: a real number >= 0."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+        raise ConfigError(f"`{attribute.name}` must be a number >= 0, got {value!r}")
+
+
+@attrs.frozen(kw_only=True)
+class FixedLength:
+    """Start every row as its prompt followed by ``gen_length`` masks.
+
+    Attributes:
+        gen_length: Generation slots per row.
+    """
+
+    gen_length: int = attrs.field(default=128, validator=positive_int)
+
+    @hookimpl
+    def initial_canvas(self, state: State) -> Canvas:
+        a = state.adapter
+        return Canvas.from_prompts(
+            state.prompts, gen_length=self.gen_length, mask_id=a.mask_id, pad_id=a.pad_id, device=a.device
+        )
+
+
+_BLOCK_MASKS = StashKey[torch.Tensor]()
+_STEPS_PER_BLOCK = StashKey[int]()
+
+
+@attrs.frozen(kw_only=True)
+class SemiAutoregressive:
+    """LLaDA's block-wise decoding with its linear transfer schedule.
+
+    The generation region is cut into blocks of ``block_length``; each block gets
+    ``steps / (gen_length / block_length)`` steps. At a block's first step the masks in the
+    block are counted (``M``); step ``s`` of the block commits ``M // S + (s < M % S)``
+    positions, the most confident first (``low_confidence``) or in a random order
+    (``random``). Masked slots of earlier blocks stay candidates, as in the reference.
+    Confidence ties go to the lowest column.
+
+    Attributes:
+        block_length: Slots per block.
+        steps: Steps in total, over all blocks.
+        remasking: ``"low_confidence"`` or ``"random"``.
+    """
+
+    block_length: int = attrs.field(default=128, validator=positive_int)
+    steps: int = attrs.field(default=128, validator=positive_int)
+    remasking: Literal["low_confidence", "random"] = attrs.field(default="low_confidence")
+
+    @remasking.validator
+    def _check_remasking(self, _attribute: attrs.Attribute, value: str) -> None:
+        if value not in ("low_confidence", "random"):
+            raise ConfigError(f"`remasking` must be 'low_confidence' or 'random', got {value!r}")
+
+    def _schedule(self, canvas: Canvas) -> tuple[int, int]:
+        """(blocks, steps per block), validated once per run."""
+        gen = canvas.gen_length
+        first = int(gen[0])
+        if bool((gen != first).any()):
+            raise ConfigError(
+                f"`SemiAutoregressive` needs the same generation length in every row, got {gen.tolist()}: "
+                "use FixedLength or a policy that brings its own window"
+            )
+        if first % self.block_length:
+            raise ConfigError(
+                f"`block_length` {self.block_length} does not divide the generation length {first}: "
+                "choose a block length that divides it"
+            )
+        blocks = first // self.block_length
+        if self.steps % blocks:
+            raise ConfigError(
+                f"`steps` {self.steps} is not a multiple of the number of blocks {blocks} "
+                f"(gen_length {first} / block_length {self.block_length}): choose steps divisible by {blocks}"
+            )
+        return blocks, self.steps // blocks
+
+    @hookimpl
+    def should_stop(self, state: State) -> bool:
+        return state.step >= self.steps
+
+    @hookimpl
+    def select_window(self, state: State) -> Window:
+        canvas = state.canvas
+        assert canvas is not None  # the engine sets it before any step hook
+        if _STEPS_PER_BLOCK not in state.stash:
+            state.stash[_STEPS_PER_BLOCK] = self._schedule(canvas)[1]
+        block = state.step // state.stash[_STEPS_PER_BLOCK]
+        return Window(start=canvas.prompt_len, end=canvas.prompt_len + (block + 1) * self.block_length)
+
+    @hookimpl
+    def select_unmask(self, state: State, prediction: Prediction) -> Unmask:
+        canvas, window = state.canvas, state.window
+        assert canvas is not None and window is not None
+        masked = canvas.masked
+        cols = canvas.columns
+        per_block = state.stash[_STEPS_PER_BLOCK]
+        s = state.step % per_block
+        if s == 0:
+            block_start = window.end - self.block_length
+            in_block = (cols >= block_start[:, None]) & (cols < window.end[:, None])
+            state.stash[_BLOCK_MASKS] = (masked & in_block).sum(1)
+        m = state.stash[_BLOCK_MASKS]
+        quota = m // per_block + (s < m % per_block).long()
+        candidates = masked & (cols < window.end[:, None])
+        if self.remasking == "low_confidence":
+            score = prediction.confidence
+        else:
+            score = torch.rand(canvas.tokens.shape, generator=state.generator, device=canvas.device)
+        return top_k_unmask(score, candidates, quota, prediction.tokens, canvas.mask_id)
+
+
+def top_k_unmask(
+    score: torch.Tensor, candidates: torch.Tensor, k: torch.Tensor, tokens: torch.Tensor, mask_id: int
+) -> Unmask:
+    """Commit, per row, the ``k[b]`` highest-scoring candidates (ties: lowest column first).
+
+    Selected positions whose proposed token is the mask id stay masked (committing the
+    mask id would change nothing), as in LLaDA's reference.
+    """
+    score = score.masked_fill(~candidates, float("-inf"))
+    order = torch.sort(score, dim=1, descending=True, stable=True).indices
+    ranks = torch.empty_like(order)
+    ranks.scatter_(1, order, torch.arange(order.shape[1], device=order.device).expand_as(order))
+    where = (ranks < k[:, None]) & candidates & (tokens != mask_id)
+    return Unmask(where=where, tokens=tokens)
+
+
+@attrs.frozen(kw_only=True)
+class GumbelTemperature:
+    """Sample proposals with the Gumbel-max trick as LLaDA implements it.
+
+    ``argmax(exp(logits) / (-log U) ** temperature)`` with ``U ~ Uniform(0, 1)`` drawn from
+    the run's generator; confidences keep using the un-noised softmax. At temperature 0
+    the proposals stay greedy.
+
+    Attributes:
+        temperature: Sampling temperature (>= 0).
+        precision: dtype of the noise arithmetic: ``"float64"`` (LLaDA) or ``"float32"`` (DAEDAL).
+    """
+
+    temperature: float = attrs.field(default=0.0, validator=non_negative_float)
+    precision: Literal["float64", "float32"] = attrs.field(default="float64")
+
+    @precision.validator
+    def _check_precision(self, _attribute: attrs.Attribute, value: str) -> None:
+        if value not in ("float64", "float32"):
+            raise ConfigError(f"`precision` must be 'float64' or 'float32', got {value!r}")
+
+    @hookimpl(wrapper=True, tryfirst=True)
+    def predict(self, state: State):  # type: ignore[no-untyped-def]
+        prediction: Prediction = yield
+        if self.temperature == 0:
+            return prediction
+        return attrs.evolve(prediction, tokens=gumbel_argmax(prediction.logits, self.temperature, state.generator, self.precision))
+
+
+def gumbel_argmax(logits: torch.Tensor, temperature: float, generator: torch.Generator, precision: str) -> torch.Tensor:
+    """``argmax(exp(l) / (-log U)^T)``, the reference's Gumbel-max sampling."""
+    dtype = torch.float64 if precision == "float64" else torch.float32
+    l = logits.to(dtype)
+    u = torch.rand(l.shape, generator=generator, dtype=dtype, device=l.device)
+    return (l.exp() / (-torch.log(u)) ** temperature).argmax(-1)
+
+
+@attrs.frozen
+class ModelPredict:
+    """The adapter's logits for the current canvas, with greedy proposals."""
+
+    @hookimpl
+    def predict(self, state: State) -> Prediction:
+        canvas = state.canvas
+        assert canvas is not None
+        return Prediction.greedy(state.forward(canvas.tokens, canvas.length, window=state.window))
+
+
+@attrs.frozen
+class NoMasksLeft:
+    """Stop once no row holds a mask."""
+
+    @hookimpl
+    def should_stop(self, state: State) -> bool:
+        assert state.canvas is not None
+        return not bool(state.canvas.masked.any())
+
+
+def default_policies() -> list[object]:
+    """The built-in policies, in the order they answer (all after the user's)."""
+    return [FixedLength(), SemiAutoregressive(), ModelPredict(), NoMasksLeft()]

@@ -1,0 +1,68 @@
+"""The one return type of a run."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+from daedal.core.canvas import Canvas
+from daedal.core.events import Trace
+
+
+@attrs.frozen(kw_only=True)
+class Stats:
+    """What a run cost and produced, summed over the batch.
+
+    Attributes:
+        forward_passes: Model forward passes (each over the whole batch).
+        steps: Denoising steps of the loop (stage-1 probes of a length policy excluded).
+        canvas_tokens: Tokens fed to the model, summed over forward passes (batch x width).
+        generated_tokens: Generation slots in the final canvases (the paper's N_token, summed).
+        effective_tokens: Generated tokens that are not EOS, end-of-turn, pad or mask.
+        expansions: Masked positions widened into mask blocks during the loop.
+        wall_time: Seconds for the whole run.
+        model_time: Seconds inside the model's forward passes.
+    """
+
+    forward_passes: int
+    steps: int
+    canvas_tokens: int
+    generated_tokens: int
+    effective_tokens: int
+    expansions: int
+    wall_time: float
+    model_time: float
+
+    @property
+    def effective_ratio(self) -> float:
+        """``effective_tokens / generated_tokens`` (the paper's E_ratio); 0 when nothing was generated."""
+        return self.effective_tokens / self.generated_tokens if self.generated_tokens else 0.0
+
+    @property
+    def overhead_time(self) -> float:
+        """Seconds outside the model forward."""
+        return self.wall_time - self.model_time
+
+
+@attrs.frozen(kw_only=True)
+class Result:
+    """What ``Engine.generate`` returns.
+
+    Attributes:
+        tokens: Per row, the generated ids (prompt excluded), exactly the row's generation slots.
+        texts: Per row, the decoded generation (special tokens kept), or None if the adapter cannot decode.
+        lengths: Per row, the number of generation slots.
+        stats: Batch statistics.
+        canvas: The final canvas.
+        trace: The step trace when recording was on.
+        info: Facts policies reported (e.g. ``{"budget": "forward_passes"}``).
+    """
+
+    tokens: list[list[int]]
+    texts: list[str] | None
+    lengths: list[int]
+    stats: Stats
+    canvas: Canvas
+    trace: Trace | None = None
+    info: dict[str, Any] = attrs.field(factory=dict)

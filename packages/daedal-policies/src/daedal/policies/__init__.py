@@ -1,0 +1,1 @@
+"""daedal-policies: DAEDAL and the published decoders as composable policies."""
