@@ -1,0 +1,113 @@
+"""Numerical building blocks shared by the LLaDA and Dream implementations.
+
+Both families use the same RMSNorm formula, rotate-half RoPE, SwiGLU MLP and
+bidirectional SDPA attention; they differ in where RoPE runs (fp32 for LLaDA,
+activation dtype for Dream), in biases and in GQA.
+
+**Reference precision.** The official DAEDAL run wraps generation in
+``torch.autocast("cuda")`` with its default fp16 over bf16 weights. That is emulated
+here without autocast (so it also runs on CPU): when ``compute_dtype`` is fp16, every
+linear casts its input and weight to fp16, and the rest follows from PyTorch's type
+promotion exactly as under autocast: the embedding output is bf16, the first residual
+add ``bf16 + fp16`` promotes to fp32 and the residual stream stays fp32, norms compute
+in fp32 and multiply by the bf16 weight (promoting to the input's dtype), and the LM head
+yields fp16 logits.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def rms_norm(x: torch.Tensor, weight: torch.Tensor | None, eps: float) -> torch.Tensor:
+    """``w * to_input_dtype(x32 * rsqrt(mean(x32^2) + eps))``: statistics in fp32, weight after the cast."""
+    og = x.dtype
+    x32 = x.float()
+    y = (x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + eps)).to(og)
+    return y if weight is None else weight * y
+
+
+class RMSNorm(torch.nn.Module):
+    """RMSNorm with a learned scale and no bias."""
+
+    def __init__(self, size: int, eps: float) -> None:
+        super().__init__()
+        self.eps = eps
+        self.weight = torch.nn.Parameter(torch.ones(size))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return rms_norm(x, self.weight, self.eps)
+
+    def reset_parameters(self) -> None:
+        torch.nn.init.ones_(self.weight)
+
+
+def linear(x: torch.Tensor, layer: torch.nn.Linear, compute_dtype: torch.dtype | None) -> torch.Tensor:
+    """``layer(x)``, with input and weights cast to ``compute_dtype`` when one is set (autocast emulation)."""
+    if compute_dtype is None:
+        return F.linear(x, layer.weight, layer.bias)
+    bias = None if layer.bias is None else layer.bias.to(compute_dtype)
+    return F.linear(x.to(compute_dtype), layer.weight.to(compute_dtype), bias)
+
+
+def rope_angles(
+    positions: torch.Tensor, head_dim: int, theta: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """fp32 ``(cos, sin)`` for ``positions`` (any shape ``[...]``) -> ``[..., head_dim]``.
+
+    ``inv_freq_j = theta^(-2j/head_dim)``; the ``head_dim/2`` angles are duplicated
+    (``[θ, θ]``) to match the rotate-half form.
+    """
+    inv_freq = 1.0 / (
+        theta ** (torch.arange(0, head_dim, 2, dtype=torch.int64, device=positions.device).float() / head_dim)
+    )
+    freqs = positions.float()[..., None] * inv_freq
+    emb = torch.cat((freqs, freqs), dim=-1)
+    return emb.cos(), emb.sin()
+
+
+def rotate_half(x: torch.Tensor) -> torch.Tensor:
+    """``[x1, x2] -> [-x2, x1]`` over the last dimension (NeoX / Llama form)."""
+    x1, x2 = x.chunk(2, dim=-1)
+    return torch.cat((-x2, x1), dim=-1)
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """``x * cos + rotate_half(x) * sin`` in the dtype of ``x`` (cos/sin must match it)."""
+    return x * cos + rotate_half(x) * sin
+
+
+def repeat_kv(x: torch.Tensor, n_rep: int) -> torch.Tensor:
+    """``[B, Hkv, T, D] -> [B, Hkv * n_rep, T, D]``, each KV head repeated ``n_rep`` times in a row."""
+    if n_rep == 1:
+        return x
+    b, h, t, d = x.shape
+    return x[:, :, None].expand(b, h, n_rep, t, d).reshape(b, h * n_rep, t, d)
+
+
+def key_padding_mask(attention_mask: torch.Tensor | None) -> torch.Tensor | None:
+    """``[B, T]`` keep-mask (True/1 = attend) -> SDPA boolean mask ``[B, 1, 1, T]``, or None.
+
+    A row with no attended key would give NaN (softmax over nothing); such rows are let
+    attend everything instead, which keeps them finite. Their outputs are meaningless
+    by construction and never read.
+    """
+    if attention_mask is None:
+        return None
+    keep = attention_mask.to(torch.bool)
+    keep = keep | ~keep.any(dim=-1, keepdim=True)
+    return keep[:, None, None, :]
+
+
+def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Non-causal SDPA over ``[B, H, T, D]`` inputs with an optional boolean key mask."""
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=0.0, is_causal=False)
+
+
+PRECISIONS = ("native", "reference")
+
+
+def compute_dtype_for(precision: str) -> torch.dtype | None:
+    """Linear compute dtype implied by a precision mode (None = the weights' own dtype)."""
+    return torch.float16 if precision == "reference" else None

@@ -1,0 +1,455 @@
+"""Native torch implementation of LLaDA (GSAI-ML/LLaDA-8B-Instruct, LLaDA-1.5).
+
+State-dict compatible with the released checkpoints: parameter names and shapes are
+those of the HF repos (``model.transformer.wte.weight``, ``...blocks.{i}.q_proj.weight``,
+...), so ``load_pretrained`` reads them without ``trust_remote_code``.
+
+Architecture ("Llama without a causal mask")::
+
+    h = wte[ids]
+    for block: h = h + attn_out(SDPA(RoPE(q), RoPE(k), v; key-padding mask only))
+               h = h + ff_out(silu(ff_proj(b)) * up_proj(b)),  b = ff_norm(h)
+    logits = ff_out(ln_f(h))      # logits at slot i predict slot i (no shift)
+
+RoPE runs in fp32 (``rope_full_precision``) and is cast back to the activation dtype.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from daedal.core.errors import AdapterError, ConfigError
+from daedal.models import _layers
+from daedal.models._loading import (
+    dtype_name,
+    load_into,
+    read_config,
+    resolve_device,
+    resolve_dtype,
+    save_checkpoint,
+)
+
+__all__ = [
+    "LLaDAConfig",
+    "LLaDAModelLM",
+    "load_pretrained",
+    "load_state_dict_from_dir",
+    "save_pretrained",
+]
+
+MODEL_TYPE = "llada"
+
+
+@dataclasses.dataclass
+class LLaDAConfig:
+    """LLaDA's config.json, field for field (defaults are LLaDA-8B-Instruct's).
+
+    Keys of config.json that are not fields here (``auto_map``, ``init_fn``, ...) are
+    kept in ``extra`` and written back by :meth:`to_dict`, so a round trip preserves them.
+    """
+
+    d_model: int = 4096
+    n_layers: int = 32
+    n_heads: int = 32
+    n_kv_heads: int | None = 32
+    multi_query_attention: bool | None = None
+    mlp_hidden_size: int | None = 12288
+    mlp_ratio: int = 4
+    activation_type: str = "silu"
+    block_type: str = "llama"
+    vocab_size: int = 126464
+    embedding_size: int | None = 126464
+    max_sequence_length: int = 4096
+    rope: bool = True
+    rope_theta: float = 500000.0
+    rope_full_precision: bool = True
+    layer_norm_type: str = "rms"
+    layer_norm_with_affine: bool = True
+    rms_norm_eps: float = 1e-5
+    bias_for_layer_norm: bool = False
+    include_bias: bool = False
+    include_qkv_bias: bool = False
+    attention_layer_norm: bool = False
+    attention_layer_norm_with_affine: bool = True
+    input_emb_norm: bool = False
+    scale_logits: bool = False
+    weight_tying: bool = False
+    alibi: bool = False
+    alibi_bias_max: float = 8.0
+    flash_attention: bool = False
+    block_group_size: int = 1
+    attention_dropout: float = 0.0
+    residual_dropout: float = 0.0
+    embedding_dropout: float = 0.0
+    init_std: float = 0.02
+    mask_token_id: int = 126336
+    eos_token_id: int = 126081
+    pad_token_id: int = 126081
+    use_cache: bool = False
+    precision: str | None = "amp_bf16"
+    torch_dtype: str | None = "bfloat16"
+    extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    # ------------------------------------------------------------------ derived sizes
+    @property
+    def effective_n_kv_heads(self) -> int:
+        """KV heads: 1 for multi-query attention, ``n_heads`` when unset."""
+        if self.multi_query_attention:
+            return 1
+        return self.n_heads if self.n_kv_heads is None else self.n_kv_heads
+
+    @property
+    def head_dim(self) -> int:
+        return self.d_model // self.n_heads
+
+    @property
+    def hidden_size(self) -> int:
+        """MLP width: ``mlp_hidden_size`` if set, else ``mlp_ratio * d_model``."""
+        return self.mlp_hidden_size if self.mlp_hidden_size is not None else self.mlp_ratio * self.d_model
+
+    @property
+    def padded_vocab_size(self) -> int:
+        """Rows of the embedding / LM head (``embedding_size``, falling back to ``vocab_size``)."""
+        return self.embedding_size if self.embedding_size is not None else self.vocab_size
+
+    # ------------------------------------------------------------------ (de)serialisation
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> LLaDAConfig:
+        """Build from a config.json mapping; unknown keys go to ``extra``."""
+        if not isinstance(d, dict):
+            raise ConfigError(f"config={d!r} must be a dict (the contents of LLaDA's config.json).")
+        names = {f.name for f in dataclasses.fields(cls)} - {"extra"}
+        known = {k: v for k, v in d.items() if k in names}
+        extra = {k: v for k, v in d.items() if k not in names and k not in ("model_type", "architectures")}
+        extra.update(d.get("extra", {}) if isinstance(d.get("extra"), dict) else {})
+        cfg = cls(**known, extra=extra)
+        cfg.validate()
+        return cfg
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str]) -> LLaDAConfig:
+        """Read a config.json file, or the config.json inside a checkpoint directory."""
+        p = Path(path)
+        if p.is_dir():
+            data = read_config(p, family="LLaDA")
+        else:
+            try:
+                data = json.loads(p.read_text(encoding="utf-8"))
+            except (OSError, ValueError) as exc:
+                raise ConfigError(f"path={str(path)!r} could not be read as a JSON config: {exc}") from exc
+        return cls.from_dict(data)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The config.json contents (``model_type`` "llada", ``architectures`` ["LLaDAModelLM"])."""
+        out: dict[str, Any] = dict(self.extra)
+        for f in dataclasses.fields(self):
+            if f.name != "extra":
+                out[f.name] = getattr(self, f.name)
+        out["model_type"] = MODEL_TYPE
+        out["architectures"] = ["LLaDAModelLM"]
+        return out
+
+    def validate(self) -> None:
+        """Reject configurations this implementation does not compute exactly.
+
+        Raises:
+            ConfigError: Naming the field, its value and the supported value.
+        """
+        unsupported = {
+            "block_type": (self.block_type, "llama"),
+            "activation_type": (self.activation_type, "silu"),
+            "layer_norm_type": (self.layer_norm_type, "rms"),
+            "rope": (self.rope, True),
+            "alibi": (self.alibi, False),
+            "include_bias": (self.include_bias, False),
+            "bias_for_layer_norm": (self.bias_for_layer_norm, False),
+            "attention_layer_norm": (self.attention_layer_norm, False),
+            "input_emb_norm": (self.input_emb_norm, False),
+            "scale_logits": (self.scale_logits, False),
+            "block_group_size": (self.block_group_size, 1),
+        }
+        for name, (value, want) in unsupported.items():
+            if value != want:
+                raise ConfigError(
+                    f"LLaDA config field {name}={value!r} is not supported by the native implementation "
+                    f"(it supports {name}={want!r}); load this checkpoint with trust_remote_code=True instead."
+                )
+        for name in ("d_model", "n_layers", "n_heads", "vocab_size", "max_sequence_length"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ConfigError(f"LLaDA config field {name}={value!r} must be a positive integer.")
+        if self.d_model % self.n_heads:
+            raise ConfigError(
+                f"LLaDA config: d_model={self.d_model} must be divisible by n_heads={self.n_heads}."
+            )
+        if self.head_dim % 2:
+            raise ConfigError(f"LLaDA config: head dim d_model/n_heads={self.head_dim} must be even for RoPE.")
+        if self.n_heads % self.effective_n_kv_heads:
+            raise ConfigError(
+                f"LLaDA config: n_heads={self.n_heads} must be a multiple of n_kv_heads="
+                f"{self.effective_n_kv_heads}."
+            )
+        if self.padded_vocab_size < self.vocab_size:
+            raise ConfigError(
+                f"LLaDA config: embedding_size={self.embedding_size} must be >= vocab_size={self.vocab_size}."
+            )
+
+
+class LLaDABlock(nn.Module):
+    """One LLaDA "llama" block: pre-norm bidirectional attention and a SwiGLU MLP."""
+
+    def __init__(self, config: LLaDAConfig) -> None:
+        super().__init__()
+        d, hd = config.d_model, config.head_dim
+        kv = config.effective_n_kv_heads * hd
+        qkv_bias = config.include_qkv_bias
+        self.n_heads = config.n_heads
+        self.n_kv_heads = config.effective_n_kv_heads
+        self.head_dim = hd
+        self.attn_norm = _layers.RMSNorm(d, config.rms_norm_eps)
+        self.q_proj = nn.Linear(d, d, bias=qkv_bias)
+        self.k_proj = nn.Linear(d, kv, bias=qkv_bias)
+        self.v_proj = nn.Linear(d, kv, bias=qkv_bias)
+        self.attn_out = nn.Linear(d, d, bias=False)
+        self.ff_norm = _layers.RMSNorm(d, config.rms_norm_eps)
+        self.ff_proj = nn.Linear(d, config.hidden_size, bias=False)  # gate: SiLU applies here
+        self.up_proj = nn.Linear(d, config.hidden_size, bias=False)
+        self.ff_out = nn.Linear(config.hidden_size, d, bias=False)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        cos: torch.Tensor,
+        sin: torch.Tensor,
+        mask: torch.Tensor | None,
+        compute_dtype: torch.dtype | None,
+    ) -> torch.Tensor:
+        b, t, _ = x.shape
+        a = self.attn_norm(x)
+        q = _layers.linear(a, self.q_proj, compute_dtype).view(b, t, self.n_heads, self.head_dim).transpose(1, 2)
+        k = _layers.linear(a, self.k_proj, compute_dtype).view(b, t, self.n_kv_heads, self.head_dim).transpose(1, 2)
+        v = _layers.linear(a, self.v_proj, compute_dtype).view(b, t, self.n_kv_heads, self.head_dim).transpose(1, 2)
+        # rope_full_precision: rotate in fp32, cast back to the activation dtype.
+        q = _layers.apply_rope(q.float(), cos, sin).to(q.dtype)
+        k = _layers.apply_rope(k.float(), cos, sin).to(k.dtype)
+        rep = self.n_heads // self.n_kv_heads
+        o = _layers.attention(q, _layers.repeat_kv(k, rep), _layers.repeat_kv(v, rep), mask)
+        o = o.transpose(1, 2).reshape(b, t, self.n_heads * self.head_dim)
+        x = x + _layers.linear(o, self.attn_out, compute_dtype)
+        h = self.ff_norm(x)
+        gate = _layers.linear(h, self.ff_proj, compute_dtype)
+        up = _layers.linear(h, self.up_proj, compute_dtype)
+        return x + _layers.linear(nn.functional.silu(gate) * up, self.ff_out, compute_dtype)
+
+
+class LLaDAModel(nn.Module):
+    """The ``model`` submodule: holds ``transformer`` (wte, blocks, ln_f, ff_out)."""
+
+    def __init__(self, config: LLaDAConfig) -> None:
+        super().__init__()
+        modules: dict[str, nn.Module] = {
+            "wte": nn.Embedding(config.padded_vocab_size, config.d_model),
+            "blocks": nn.ModuleList(LLaDABlock(config) for _ in range(config.n_layers)),
+            "ln_f": _layers.RMSNorm(config.d_model, config.rms_norm_eps),
+        }
+        if not config.weight_tying:
+            modules["ff_out"] = nn.Linear(config.d_model, config.padded_vocab_size, bias=False)
+        self.transformer = nn.ModuleDict(modules)
+
+
+class LLaDAModelLM(nn.Module):
+    """LLaDA masked diffusion LM with the released checkpoints' parameter names.
+
+    Args:
+        config: The model configuration.
+
+    Attributes:
+        precision: ``"native"`` (compute in the weights' dtype) or ``"reference"``
+            (emulate the official DAEDAL run's fp16 autocast over bf16 weights; see
+            :mod:`daedal.models._layers`).
+    """
+
+    def __init__(self, config: LLaDAConfig) -> None:
+        super().__init__()
+        config.validate()
+        self.config = config
+        self.model = LLaDAModel(config)
+        self.precision = "native"
+        self.reset_parameters()
+
+    # ------------------------------------------------------------------ parameters
+    def reset_parameters(self) -> None:
+        """Initialise for training from scratch: N(0, init_std) matrices, unit norm scales, zero biases."""
+        std = self.config.init_std
+        for module in self.modules():
+            if isinstance(module, (nn.Linear, nn.Embedding)):
+                nn.init.normal_(module.weight, mean=0.0, std=std)
+                if getattr(module, "bias", None) is not None:
+                    nn.init.zeros_(module.bias)
+            elif isinstance(module, _layers.RMSNorm):
+                module.reset_parameters()
+
+    @property
+    def transformer(self) -> nn.ModuleDict:
+        return self.model.transformer
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.transformer.wte.weight.dtype
+
+    @property
+    def device(self) -> torch.device:
+        return self.transformer.wte.weight.device
+
+    def set_precision(self, precision: str) -> None:
+        """Switch between ``"native"`` and ``"reference"`` numerics (see the class docstring)."""
+        if precision not in _layers.PRECISIONS:
+            raise ConfigError(
+                f"precision={precision!r} is not a precision mode; pass one of {list(_layers.PRECISIONS)}."
+            )
+        self.precision = precision
+
+    # ------------------------------------------------------------------ forward
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Logits for every slot.
+
+        Args:
+            input_ids: ``[B, T]`` token ids (masked slots hold ``mask_token_id``).
+            attention_mask: ``[B, T]``, True/1 where the key may be attended; None attends
+                everything. Only keys are masked (queries of pad slots still produce output).
+            position_ids: ``[B, T]`` or ``[T]`` RoPE positions; defaults to ``0..T-1``.
+
+        Returns:
+            ``[B, T, embedding_size]`` logits; ``logits[b, i]`` predicts slot ``i``.
+        """
+        t = input_ids.shape[-1]
+        tr = self.transformer
+        if position_ids is None:
+            position_ids = torch.arange(t, device=input_ids.device)
+        cos, sin = _layers.rope_angles(position_ids, self.config.head_dim, self.config.rope_theta)
+        if cos.dim() == 3:  # [B, T, D] -> [B, 1, T, D] to broadcast over heads
+            cos, sin = cos[:, None], sin[:, None]
+        mask = _layers.key_padding_mask(attention_mask)
+        compute_dtype = _layers.compute_dtype_for(self.precision)
+        h = tr.wte(input_ids)
+        for block in tr.blocks:
+            h = block(h, cos, sin, mask, compute_dtype)
+        h = tr.ln_f(h)
+        if self.config.weight_tying:
+            head = tr.wte.weight
+            if compute_dtype is not None:
+                return nn.functional.linear(h.to(compute_dtype), head.to(compute_dtype))
+            return nn.functional.linear(h, head)
+        return _layers.linear(h, tr.ff_out, compute_dtype)
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+
+# ---------------------------------------------------------------------------------------- I/O
+
+
+def save_pretrained(
+    model: LLaDAModelLM,
+    directory: str | os.PathLike[str],
+    *,
+    max_shard_size: int | str | None = None,
+) -> Path:
+    """Write ``config.json`` and weights (single file, or shards plus index) to ``directory``.
+
+    Args:
+        model: The model to save.
+        directory: Target directory (created if missing).
+        max_shard_size: Bytes or ``"2GB"``; None writes one ``model.safetensors``.
+    """
+    config = model.config.to_dict()
+    config["torch_dtype"] = dtype_name(model.dtype)
+    return save_checkpoint(config, model.state_dict(), directory, max_shard_size=max_shard_size)
+
+
+def check_config(data: dict[str, Any], *, path: str | os.PathLike[str]) -> LLaDAConfig:
+    """Validate that a config.json mapping describes a LLaDA model and parse it.
+
+    Raises:
+        AdapterError: When ``model_type`` is not ``"llada"``.
+    """
+    model_type = str(data.get("model_type", ""))
+    if model_type.lower() != MODEL_TYPE:
+        raise AdapterError(
+            f"path={str(path)!r} is not a LLaDA checkpoint: its config.json has model_type="
+            f"{data.get('model_type')!r} (expected 'llada'). Use the adapter of that family "
+            "(e.g. daedal.models.Dream for model_type 'Dream').",
+            code="checkpoint",
+        )
+    try:
+        return LLaDAConfig.from_dict(data)
+    except TypeError as exc:  # a field of the wrong kind, e.g. a list where an int belongs
+        raise AdapterError(f"path={str(path)!r}: config.json is not a valid LLaDA config: {exc}") from exc
+
+
+def load_pretrained(
+    directory: str | os.PathLike[str],
+    *,
+    dtype: Any = "auto",
+    device: Any = None,
+) -> LLaDAModelLM:
+    """Load a LLaDA checkpoint directory into a :class:`LLaDAModelLM`, memory-frugally.
+
+    The model is built on the meta device and each safetensors shard is assigned in the
+    target dtype on the target device, so no fp32 copy of a bf16 checkpoint is made.
+
+    Args:
+        directory: An HF-style LLaDA checkpoint directory.
+        dtype: ``"auto"`` (checkpoint dtype), a torch dtype or its name.
+        device: Target device (default CPU).
+
+    Raises:
+        AdapterError: Not a LLaDA checkpoint, or missing / unexpected / mis-shaped keys.
+        ConfigError: Bad ``dtype`` or ``device``.
+    """
+    config = check_config(read_config(directory, family="LLaDA"), path=directory)
+    target_dtype = resolve_dtype(dtype, checkpoint_dtype=config.torch_dtype)
+    target_device = resolve_device(device)
+    with torch.device("meta"):
+        model = LLaDAModelLM(config)
+    load_into(model, directory, dtype=target_dtype, device=target_device, family="LLaDA")
+    model.eval()
+    return model
+
+
+def load_state_dict_from_dir(
+    directory: str | os.PathLike[str],
+    dtype: Any = "auto",
+    device: Any = None,
+) -> dict[str, torch.Tensor]:
+    """The state dict of a LLaDA checkpoint directory (validated against its config)."""
+    return load_pretrained(directory, dtype=dtype, device=device).state_dict()
+
+
+def tiny_config(**overrides: Any) -> LLaDAConfig:
+    """A small LLaDA config for tests and toy training (special ids as in the real model)."""
+    base: dict[str, Any] = {
+        "d_model": 64,
+        "n_layers": 2,
+        "n_heads": 4,
+        "n_kv_heads": 4,
+        "mlp_hidden_size": 128,
+        "vocab_size": 126464,
+        "embedding_size": 126464,
+        "max_sequence_length": 512,
+        "torch_dtype": "float32",
+    }
+    base.update(overrides)
+    return LLaDAConfig.from_dict(base)
