@@ -10,7 +10,7 @@ Example::
 """
 
 from daedal.core.adapter import Messages, ModelAdapter, PromptText
-from daedal.core.canvas import Canvas, Expand, Unmask
+from daedal.core.canvas import Canvas, Expand, Remask, Unmask
 from daedal.core.config import EngineConfig
 from daedal.core.defaults import FixedLength, GumbelTemperature, ModelPredict, NoMasksLeft, SemiAutoregressive
 from daedal.core.engine import Engine
@@ -69,6 +69,7 @@ __all__ = [
     "PolicyNotFoundError",
     "Prediction",
     "PromptText",
+    "Remask",
     "Result",
     "RunFinished",
     "RunStarted",

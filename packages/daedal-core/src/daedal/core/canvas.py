@@ -13,7 +13,8 @@ broken canvas:
 * I4 positions past a row's length hold the pad id, and no length exceeds
   ``max_length`` (unless an expansion explicitly asks to truncate);
 * I5 rows are independent;
-* I6 unmask and expand positions are disjoint, both in pre-step coordinates.
+* I6 unmask, remask and expand positions are disjoint, all in pre-step coordinates;
+* I7 remasking turns committed generation tokens (never prompt tokens) back into masks.
 """
 
 from __future__ import annotations
@@ -171,10 +172,12 @@ class Canvas:
 
     # -- the only mutation path --------------------------------------------------------
 
-    def apply(self, unmask: Unmask | None = None, expand: Expand | None = None) -> Canvas:
-        """Return the canvas after committing ``unmask`` and then widening ``expand``.
+    def apply(
+        self, unmask: Unmask | None = None, expand: Expand | None = None, remask: Remask | None = None
+    ) -> Canvas:
+        """Return the canvas after committing ``unmask``, re-masking ``remask`` and widening ``expand``.
 
-        Both decisions are in this canvas's coordinates and are applied atomically.
+        All decisions are in this canvas's coordinates and are applied atomically.
 
         Raises:
             CanvasError: If a decision would break an invariant.
@@ -189,6 +192,21 @@ class Canvas:
             if bad.any():
                 self._raise_bad("Unmask", bad, unmask.tokens)
             tokens = torch.where(where, unmask.tokens, tokens)
+        if remask is not None:
+            _check_shape("Remask.where", remask.where, shape, torch.bool)
+            rw = remask.where
+            bad = rw & ~(self.generation & ~self.masked)
+            if unmask is not None:
+                bad = bad | (rw & unmask.where)
+            if expand is not None:
+                bad = bad | (rw & expand.where)
+            if bad.any():
+                b, c = (int(v) for v in torch.nonzero(bad)[0])
+                raise CanvasError(
+                    f"Remask selects row {b}, column {c}, which is not a committed generation token or is also "
+                    "unmasked/expanded this step: remask only committed, non-prompt tokens"
+                )
+            tokens = torch.where(rw, self.mask_id, tokens)
         if expand is None:
             return attrs.evolve(self, tokens=tokens)
         _check_shape("Expand.where", expand.where, shape, torch.bool)
@@ -267,6 +285,18 @@ class Unmask:
     def none_like(cls, canvas: Canvas) -> Unmask:
         """A decision that commits nothing."""
         return cls(where=torch.zeros_like(canvas.tokens, dtype=torch.bool), tokens=canvas.tokens)
+
+
+@attrs.frozen(eq=False, kw_only=True)
+class Remask:
+    """Turn committed generation tokens in ``where`` back into masks, to be predicted again.
+
+    Attributes:
+        where: ``[B, T]`` bool; every True position must hold a committed (non-mask),
+            non-prompt token that is not unmasked or expanded in the same step.
+    """
+
+    where: torch.Tensor
 
 
 @attrs.frozen(eq=False, kw_only=True)

@@ -14,7 +14,7 @@ import torch
 
 from daedal.core import hookspecs
 from daedal.core.adapter import ModelAdapter, PromptText
-from daedal.core.canvas import Canvas, Expand, Unmask
+from daedal.core.canvas import Canvas
 from daedal.core.config import EngineConfig
 from daedal.core.defaults import default_policies
 from daedal.core.errors import (
@@ -39,7 +39,7 @@ from daedal.core.state import State
 from daedal.core.window import Window
 
 #: Hooks where the first non-None answer wins; a default steps aside when a user policy answers one of them.
-DECISION_HOOKS = ("initial_canvas", "select_window", "select_unmask", "select_expand", "predict")
+DECISION_HOOKS = ("initial_canvas", "select_window", "select_unmask", "select_expand", "select_remask", "predict")
 HOOK_NAMES = frozenset(
     name for name in dir(hookspecs) if callable(getattr(hookspecs, name)) and hasattr(getattr(hookspecs, name), "daedal_spec")
 )
@@ -319,10 +319,16 @@ class Engine:
                     f"no policy answered `select_unmask` at step {step}; policies: {[_describe(p) for p in self.policies]}"
                 )
             expand, expand_by = self._first("select_expand", state=state, prediction=prediction, unmask=unmask)
+            remask, remask_by = self._first("select_remask", state=state, prediction=prediction, unmask=unmask)
             try:
-                new = canvas.apply(unmask, expand)
+                new = canvas.apply(unmask, expand, remask)
             except CanvasError as err:
-                hook, by = ("select_expand", expand_by) if "Expand" in err.message and expand is not None else ("select_unmask", unmask_by)
+                if err.message.startswith("Expand"):
+                    hook, by = "select_expand", expand_by
+                elif err.message.startswith("Remask"):
+                    hook, by = "select_remask", remask_by
+                else:
+                    hook, by = "select_unmask", unmask_by
                 raise PolicyError(
                     f"hook `{hook}` of policy {_describe(by)} returned an illegal decision at step {step}: {err.message}",
                     code="illegal-decision",
@@ -337,13 +343,15 @@ class Engine:
             if expand is not None:
                 progressed = progressed | expand.where.any()
                 state.counters.expansions += int(expand.where.sum())
+            if remask is not None:
+                progressed = progressed | remask.where.any()
             if not bool(progressed):
                 raise PolicyError(
                     f"step {step} changed nothing: `select_unmask` of {_describe(unmask_by)} committed no position "
                     "and nothing was expanded; a policy must commit at least one masked position per step",
                     code="no-progress",
                 )
-            emit(StepFinished(step, canvas, new, unmask, expand, prediction.confidence, state.counters.forward_passes))
+            emit(StepFinished(step, canvas, new, unmask, expand, prediction.confidence, state.counters.forward_passes, remask))
             canvas = new
             step += 1
         result = self._result(state, canvas, step, events if config.record else None)

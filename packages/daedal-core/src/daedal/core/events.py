@@ -17,7 +17,7 @@ import attrs
 if TYPE_CHECKING:
     import torch
 
-    from daedal.core.canvas import Canvas, Expand, Unmask
+    from daedal.core.canvas import Canvas, Expand, Remask, Unmask
     from daedal.core.result import Stats
 
 
@@ -98,6 +98,7 @@ class StepFinished(Event):
     expand: Expand | None
     confidence: torch.Tensor
     forward_passes: int
+    remask: Remask | None = None
 
     def to_dict(self) -> dict[str, Any]:
         where = self.unmask.where
@@ -111,9 +112,14 @@ class StepFinished(Event):
         if self.expand is not None:
             for b, c in self.expand.where.nonzero().tolist():
                 expanded_rows[b].append(c)
+        remasked_rows: list[list[int]] = [[] for _ in range(where.shape[0])]
+        if self.remask is not None:
+            for b, c in self.remask.where.nonzero().tolist():
+                remasked_rows[b].append(c)
         return {
             "kind": self.kind,
             "step": self.step,
+            "remasked": remasked_rows,
             "forward_passes": self.forward_passes,
             "factor": self.expand.factor if self.expand is not None else None,
             "truncate": bool(self.expand.truncate) if self.expand is not None else False,
@@ -216,6 +222,7 @@ class Trace:
                 for b, row in enumerate(rows):
                     filled = {c: (t, p) for c, t, p in e["filled"][b]}
                     expanded = set(e["expanded"][b])
+                    remasked = set(e.get("remasked", [[]] * len(rows))[b])
                     out: list[int] = []
                     f_out: list[tuple[int, int, float]] = []
                     i_out: list[int] = []
@@ -224,6 +231,9 @@ class Trace:
                         if c in expanded:
                             i_out.extend(range(len(out), len(out) + factor))
                             out.extend([mask_id] * factor)
+                            continue
+                        if c in remasked:
+                            out.append(mask_id)
                             continue
                         if c in conf[b]:
                             c_out[len(out)] = conf[b][c]

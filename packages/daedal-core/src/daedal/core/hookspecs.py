@@ -12,7 +12,8 @@ One run calls the hooks in this order::
         prediction = predict(state)                       # 4  one forward pass; wrappers post-process
         unmask     = select_unmask(state, prediction)     # 5
         expand     = select_expand(state, prediction, unmask)   # 6
-        canvas     = canvas.apply(unmask, expand)         # 7  the engine applies; policies never mutate
+        remask     = select_remask(state, prediction, unmask)   # 7
+        canvas     = canvas.apply(unmask, expand, remask) # 8  the engine applies; policies never mutate
         on_event(StepFinished)
     on_event(RunFinished)
 
@@ -27,7 +28,7 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
-    from daedal.core.canvas import Canvas, Expand, Unmask
+    from daedal.core.canvas import Canvas, Expand, Remask, Unmask
     from daedal.core.events import Event
     from daedal.core.prediction import Prediction
     from daedal.core.state import State
@@ -160,6 +161,28 @@ def select_expand(state: State, prediction: Prediction, unmask: Unmask) -> Expan
 
     Default:
         No expansion.
+    """
+
+
+@hookspec(firstresult=True)
+def select_remask(state: State, prediction: Prediction, unmask: Unmask) -> Remask | None:
+    """Choose committed tokens to turn back into masks, so later steps predict them again.
+
+    Called after ``select_expand``. Refinement policies use it to revise earlier choices
+    (for example the least confident tokens once a block is full). Positions must hold
+    committed generation tokens and be disjoint from ``unmask.where`` and the step's
+    expansion. Stops at the first non-None result.
+
+    Args:
+        state: The run's state.
+        prediction: This step's prediction.
+        unmask: The commit decision already taken for this step.
+
+    Returns:
+        A :class:`~daedal.core.Remask`, or None for no remasking.
+
+    Default:
+        No remasking.
     """
 
 
