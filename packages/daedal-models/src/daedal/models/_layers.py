@@ -100,8 +100,20 @@ def key_padding_mask(attention_mask: torch.Tensor | None) -> torch.Tensor | None
     return keep[:, None, None, :]
 
 
-def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-    """Non-causal SDPA over ``[B, H, T, D]`` inputs with an optional boolean key mask."""
+def attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    mask: torch.Tensor | None,
+    compute_dtype: torch.dtype | None = None,
+) -> torch.Tensor:
+    """Non-causal SDPA over ``[B, H, T, D]`` inputs with an optional boolean key mask.
+
+    With a ``compute_dtype`` (autocast emulation) q, k and v are cast to it first, as
+    autocast does for ``scaled_dot_product_attention``.
+    """
+    if compute_dtype is not None:
+        q, k, v = q.to(compute_dtype), k.to(compute_dtype), v.to(compute_dtype)
     return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=0.0, is_causal=False)
 
 

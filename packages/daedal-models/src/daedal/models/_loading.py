@@ -299,7 +299,7 @@ def load_into(
     dtype: torch.dtype,
     device: torch.device,
     family: str,
-    ignore: tuple[str, ...] = (),
+    optional: tuple[str, ...] = (),
 ) -> None:
     """Fill a (typically meta-device) model from a checkpoint directory, shard by shard.
 
@@ -312,7 +312,7 @@ def load_into(
         dtype: Target dtype of floating parameters.
         device: Target device.
         family: Model family name for messages (``"LLaDA"``).
-        ignore: Checkpoint keys that are tolerated and dropped (e.g. a tied LM head).
+        optional: Expected keys that may be absent (e.g. a tied LM head, re-tied by the caller).
     """
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     seen: set[str] = set()
@@ -320,8 +320,6 @@ def load_into(
     for shard in iter_checkpoint(directory, dtype=dtype, device=device, family=family):
         keep: dict[str, torch.Tensor] = {}
         for key, t in shard.items():
-            if key in ignore:
-                continue
             if key not in expected:
                 unexpected.append(key)
                 continue
@@ -338,7 +336,7 @@ def load_into(
         model.load_state_dict(keep, strict=False, assign=True)
         seen.update(keep)
         del keep, shard
-    missing = sorted(set(expected) - seen)
+    missing = sorted(set(expected) - seen - set(optional))
     if unexpected or missing:
         parts = []
         if missing:

@@ -240,7 +240,7 @@ class LLaDABlock(nn.Module):
         q = _layers.apply_rope(q.float(), cos, sin).to(q.dtype)
         k = _layers.apply_rope(k.float(), cos, sin).to(k.dtype)
         rep = self.n_heads // self.n_kv_heads
-        o = _layers.attention(q, _layers.repeat_kv(k, rep), _layers.repeat_kv(v, rep), mask)
+        o = _layers.attention(q, _layers.repeat_kv(k, rep), _layers.repeat_kv(v, rep), mask, compute_dtype)
         o = o.transpose(1, 2).reshape(b, t, self.n_heads * self.head_dim)
         x = x + _layers.linear(o, self.attn_out, compute_dtype)
         h = self.ff_norm(x)

@@ -1,0 +1,387 @@
+"""What the LLaDA and Dream adapters share: loading, tokenizer, encode/decode, logits.
+
+A family subclass supplies the native model loader, the chat template, the names of its
+special tokens and whether its logits are shifted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+
+from daedal.core.errors import AdapterError, ConfigError
+from daedal.models import _layers, _templates
+from daedal.models._loading import read_config, resolve_device, resolve_dtype
+
+#: Files fetched from the hub for the native path (the remote path adds ``*.py``).
+_HUB_PATTERNS = ["*.json", "*.safetensors", "*.txt", "*.model", "*.tiktoken"]
+
+
+def resolve_checkpoint(path_or_hub_id: Any, *, family: str, trust_remote_code: bool) -> Path:
+    """A local checkpoint directory: the path itself, or a hub snapshot when given a hub id.
+
+    Raises:
+        AdapterError: When the path does not exist and cannot be fetched from the hub.
+    """
+    if not isinstance(path_or_hub_id, (str, os.PathLike)):
+        raise ConfigError(
+            f"path_or_hub_id={path_or_hub_id!r} must be a directory path or a hub id such as "
+            f"'GSAI-ML/LLaDA-8B-Instruct', got {type(path_or_hub_id).__name__}."
+        )
+    path = Path(path_or_hub_id).expanduser()
+    if path.exists():
+        return path
+    text = str(path_or_hub_id)
+    looks_like_hub_id = (
+        text.count("/") == 1 and not text.startswith((".", "/", "~")) and "\\" not in text and not text.endswith("/")
+    )
+    if not looks_like_hub_id:
+        raise AdapterError(
+            f"path_or_hub_id={text!r} does not exist; pass the directory of a {family} checkpoint "
+            "(config.json, *.safetensors, tokenizer files) or a hub id like 'org/name'.",
+            code="checkpoint",
+        )
+    try:
+        from huggingface_hub import snapshot_download
+
+        patterns = _HUB_PATTERNS + (["*.py"] if trust_remote_code else [])
+        return Path(snapshot_download(repo_id=text, allow_patterns=patterns))
+    except Exception as exc:  # network, auth, missing repo: all end the same way for the user
+        raise AdapterError(
+            f"path_or_hub_id={text!r} is not a local directory and could not be fetched from the "
+            f"Hugging Face hub ({type(exc).__name__}: {exc}). Download the checkpoint on a machine "
+            "with internet and pass its local directory instead.",
+            code="checkpoint",
+        ) from exc
+
+
+class HFAdapter:
+    """Base of the LLaDA and Dream adapters (implements :class:`daedal.core.adapter.ModelAdapter`).
+
+    Attributes:
+        mask_id: Mask token id (from the checkpoint config).
+        eos_id: End-of-sequence id (config ``eos_token_id``).
+        eos_ids: EOS and end-of-turn ids.
+        pad_id: Pad id (config ``pad_token_id``).
+        vocab_size: Width of the logits (embedding rows, which may exceed the tokenizer).
+        max_length: Longest row the model accepts.
+        device: Device of the model.
+        dtype: Dtype of the logits ``logits`` returns (the weights' dtype, or float16 in
+            reference precision).
+        precision: ``"native"`` or ``"reference"``.
+        model: The underlying ``torch.nn.Module``.
+        tokenizer: The Hugging Face tokenizer.
+    """
+
+    family: ClassVar[str] = ""
+    #: True when the model's logit row q predicts slot q + 1 (Dream).
+    shifted: ClassVar[bool] = False
+    end_of_turn_token: ClassVar[str] = ""
+    mask_token: ClassVar[str] = ""
+    #: How padded batches are passed to remote-code models: "2d" key mask or "4d" boolean.
+    remote_mask_style: ClassVar[str] = "2d"
+
+    def __init__(self, model: torch.nn.Module, tokenizer: Any, *, precision: str = "native") -> None:
+        if precision not in _layers.PRECISIONS:
+            raise ConfigError(
+                f"precision={precision!r} is not a precision mode; pass 'native' (compute in the weights' "
+                "dtype) or 'reference' (fp16 autocast over bf16 weights with an fp32 residual, as the "
+                "official DAEDAL run)."
+            )
+        self.model = model
+        self.tokenizer = tokenizer
+        self.precision = precision
+        config = model.config
+        self.mask_id = int(_cfg(config, "mask_token_id", self.family))
+        self.eos_id = int(_cfg(config, "eos_token_id", self.family))
+        pad = getattr(config, "pad_token_id", None)
+        self.pad_id = int(pad) if pad is not None else self.eos_id
+        self.vocab_size = self._logits_width()
+        self.max_length = int(self._max_length(config))
+        eot = _token_id(tokenizer, self.end_of_turn_token)
+        self.eos_ids = frozenset({self.eos_id} | ({eot} if eot is not None else set()))
+        self._check_vocabulary()
+        if hasattr(model, "set_precision"):
+            model.set_precision(precision)
+        self.model.eval()
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_pretrained(
+        cls,
+        path_or_hub_id: str | os.PathLike[str],
+        *,
+        dtype: Any = "auto",
+        device: Any = None,
+        precision: str = "native",
+        trust_remote_code: bool = False,
+    ) -> HFAdapter:
+        """Load a checkpoint (HF-style directory or hub id) and its tokenizer.
+
+        Args:
+            path_or_hub_id: Checkpoint directory, or a hub id when the machine has internet.
+            dtype: ``"auto"`` (checkpoint dtype; bfloat16 for the released models),
+                ``torch.float32`` / ``bfloat16`` / ``float16`` or their names.
+            device: ``"cpu"`` (default), ``"cuda"``, ``"cuda:1"``, a ``torch.device``.
+            precision: ``"native"`` or ``"reference"`` (emulate the official DAEDAL run:
+                fp16 matmuls over bf16 weights with an fp32 residual stream).
+            trust_remote_code: Use the checkpoint's own modeling code instead of the native
+                implementation.
+
+        Raises:
+            AdapterError: Not a checkpoint of this family, key or vocabulary mismatch.
+            ConfigError: Bad dtype, device or precision.
+        """
+        if precision not in _layers.PRECISIONS:
+            raise ConfigError(
+                f"precision={precision!r} is not a precision mode; pass 'native' or 'reference'."
+            )
+        directory = resolve_checkpoint(path_or_hub_id, family=cls.family, trust_remote_code=trust_remote_code)
+        raw = read_config(directory, family=cls.family, argument="path_or_hub_id")
+        cls._check_family(raw, directory)
+        target_device = resolve_device(device)
+        resolve_dtype(dtype, checkpoint_dtype=raw.get("torch_dtype") or raw.get("dtype"))  # validate early
+        if trust_remote_code:
+            from daedal.models._remote import load_remote
+
+            model: torch.nn.Module = load_remote(
+                directory, dtype=dtype, device=target_device, mask_style=cls.remote_mask_style
+            )
+        else:
+            model = cls._load_native(directory, dtype=dtype, device=target_device)
+        tokenizer = cls._load_tokenizer(directory, trust_remote_code=trust_remote_code)
+        return cls(model, tokenizer, precision=precision)
+
+    @classmethod
+    def from_model(cls, model: torch.nn.Module, tokenizer: Any, *, precision: str = "native") -> HFAdapter:
+        """Wrap an already loaded model and tokenizer.
+
+        ``model`` is a native model of this family or a Hugging Face (remote-code) model
+        whose output has ``.logits``; the latter is wrapped so it is called uniformly.
+        """
+        if not isinstance(model, torch.nn.Module):
+            raise ConfigError(f"model={type(model).__name__} must be a torch.nn.Module of the {cls.family} family.")
+        if not cls._is_native(model):
+            from daedal.models._remote import RemoteModel
+
+            if not isinstance(model, RemoteModel):
+                model = RemoteModel(model, mask_style=cls.remote_mask_style)
+        if tokenizer is None or not callable(getattr(tokenizer, "decode", None)):
+            raise ConfigError(
+                f"tokenizer={tokenizer!r} is not a tokenizer; pass the Hugging Face tokenizer of the checkpoint."
+            )
+        return cls(model, tokenizer, precision=precision)
+
+    # ------------------------------------------------------------------ family hooks
+    @classmethod
+    def _check_family(cls, raw: dict[str, Any], directory: Path) -> None:
+        raise NotImplementedError
+
+    @classmethod
+    def _load_native(cls, directory: Path, *, dtype: Any, device: torch.device) -> torch.nn.Module:
+        raise NotImplementedError
+
+    @classmethod
+    def _is_native(cls, model: torch.nn.Module) -> bool:
+        raise NotImplementedError
+
+    @classmethod
+    def _fallback_tokenizer_class(cls) -> Any:
+        from transformers import PreTrainedTokenizerFast
+
+        return PreTrainedTokenizerFast
+
+    def _max_length(self, config: Any) -> int:
+        raise NotImplementedError
+
+    def render_chat(self, messages: Sequence[dict[str, str]]) -> str:
+        """The chat template applied to a conversation, with the assistant prompt appended."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ tokenizer
+    @classmethod
+    def _load_tokenizer(cls, directory: Path, *, trust_remote_code: bool) -> Any:
+        """AutoTokenizer, or the family's tokenizer class when the config asks for custom code."""
+        from transformers import AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        # AutoTokenizer peeks at config.json and warns about the unknown model type; that is noise here.
+        verbosity = hf_logging.get_verbosity()
+        hf_logging.set_verbosity_error()
+        try:
+            return cls._load_tokenizer_quietly(directory, trust_remote_code=trust_remote_code, auto=AutoTokenizer)
+        finally:
+            hf_logging.set_verbosity(verbosity)
+
+    @classmethod
+    def _load_tokenizer_quietly(cls, directory: Path, *, trust_remote_code: bool, auto: Any) -> Any:
+        tok_cfg_path = directory / "tokenizer_config.json"
+        custom = False
+        if tok_cfg_path.is_file():
+            try:
+                custom = "AutoTokenizer" in (json.loads(tok_cfg_path.read_text(encoding="utf-8")).get("auto_map") or {})
+            except (OSError, ValueError, AttributeError):
+                custom = False
+        errors: list[str] = []
+        if trust_remote_code or not custom:
+            try:
+                return auto.from_pretrained(str(directory), trust_remote_code=trust_remote_code)
+            except Exception as exc:  # fall back to the family's known tokenizer class below
+                errors.append(f"AutoTokenizer: {type(exc).__name__}: {exc}")
+        fallback = cls._fallback_tokenizer_class()
+        try:
+            return fallback.from_pretrained(str(directory))
+        except Exception as exc:
+            errors.append(f"{fallback.__name__}: {type(exc).__name__}: {exc}")
+        raise AdapterError(
+            f"path_or_hub_id={str(directory)!r}: no tokenizer could be loaded ({'; '.join(errors)}). "
+            f"A {cls.family} checkpoint directory must hold its tokenizer files (tokenizer.json, or "
+            "vocab.json and merges.txt, with tokenizer_config.json).",
+            code="checkpoint",
+        )
+
+    def _logits_width(self) -> int:
+        model = self.model
+        if hasattr(model, "logits_width"):
+            return int(model.logits_width)
+        for name in ("lm_head", "model.transformer.ff_out"):
+            mod = model
+            try:
+                for part in name.split("."):
+                    mod = getattr(mod, part)
+                return int(mod.weight.shape[0])
+            except AttributeError:
+                continue
+        emb = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
+        if emb is not None:
+            return int(emb.weight.shape[0])
+        return int(_cfg(model.config, "vocab_size", self.family))
+
+    def _check_vocabulary(self) -> None:
+        """The tokenizer, the special ids and the logits must agree.
+
+        Raises:
+            AdapterError: Naming the mismatching numbers.
+        """
+        n_tok = len(self.tokenizer)
+        if n_tok > self.vocab_size:
+            raise AdapterError(
+                f"the tokenizer has {n_tok} tokens but the {self.family} model has only {self.vocab_size} "
+                "embedding rows; the tokenizer files belong to a different model. Use the tokenizer "
+                "shipped with this checkpoint.",
+                code="checkpoint",
+            )
+        for name, value in (("mask_token_id", self.mask_id), ("eos_token_id", self.eos_id), ("pad_token_id", self.pad_id)):
+            if not 0 <= value < self.vocab_size:
+                raise AdapterError(
+                    f"config {name}={value} is outside the model's vocabulary of {self.vocab_size}; "
+                    "fix config.json so the special ids match the tokenizer.",
+                    code="checkpoint",
+                )
+        tok_mask = _token_id(self.tokenizer, self.mask_token)
+        if tok_mask is not None and tok_mask != self.mask_id:
+            raise AdapterError(
+                f"config mask_token_id={self.mask_id} but the tokenizer maps {self.mask_token!r} to {tok_mask}; "
+                "the tokenizer and config.json disagree: use the files shipped with the checkpoint.",
+                code="checkpoint",
+            )
+
+    # ------------------------------------------------------------------ protocol
+    @property
+    def device(self) -> torch.device:
+        p = next(self.model.parameters(), None)
+        return p.device if p is not None else torch.device("cpu")
+
+    @property
+    def dtype(self) -> torch.dtype:
+        if self.precision == "reference":
+            return torch.float16
+        p = next(self.model.parameters(), None)
+        return p.dtype if p is not None else torch.float32
+
+    def encode(self, prompts: Sequence[Any], *, chat_template: bool = True) -> list[list[int]]:
+        """Token ids of each prompt (str = one user turn, or a list of messages).
+
+        Args:
+            prompts: The prompts; a single string is rejected to avoid encoding characters.
+            chat_template: Wrap each prompt in the model's chat template (which brings its
+                own BOS). Without it, prompts must be plain strings and are tokenised as is.
+        """
+        if isinstance(prompts, (str, bytes)) or not isinstance(prompts, Sequence):
+            raise ConfigError(
+                f"prompts={prompts!r} must be a list of prompts; wrap a single prompt in a list: [prompt]."
+            )
+        texts = []
+        for i, p in enumerate(prompts):
+            if chat_template:
+                texts.append(self.render_chat(_templates.normalise_messages(p, argument=f"prompts[{i}]")))
+            elif isinstance(p, str):
+                texts.append(p)
+            else:
+                raise ConfigError(
+                    f"prompts[{i}] is a conversation but chat_template=False; pass plain strings, or set "
+                    "chat_template=True to render messages."
+                )
+        if not texts:
+            return []
+        return [list(ids) for ids in self.tokenizer(texts, add_special_tokens=False)["input_ids"]]
+
+    def decode(self, ids: Sequence[Sequence[int]]) -> list[str]:
+        """Texts of each id row, special tokens kept."""
+        rows = [r.tolist() if isinstance(r, torch.Tensor) else list(r) for r in ids]
+        return [self.tokenizer.decode(r, skip_special_tokens=False) for r in rows]
+
+    def logits(self, tokens: torch.Tensor, length: torch.Tensor, *, window: Any = None) -> torch.Tensor:
+        """``[B, T, V]`` logits; row ``i`` predicts slot ``i`` (Dream's shift absorbed).
+
+        Keys at ``c >= length[b]`` are masked; a mask is built only when some row is padded.
+        """
+        if tokens.dim() != 2:
+            raise ConfigError(f"tokens must be [B, T] token ids, got shape {tuple(tokens.shape)}.")
+        dev = self.device
+        tokens = tokens.to(dev)
+        t = tokens.shape[1]
+        if t > self.max_length:
+            raise ConfigError(
+                f"tokens has {t} columns but the {self.family} model accepts at most max_length="
+                f"{self.max_length}; lower the engine's max_length."
+            )
+        mask = None
+        if length is not None:
+            length = length.to(dev)
+            if bool((length < t).any()):
+                mask = torch.arange(t, device=dev)[None, :] < length[:, None]
+        with torch.inference_mode():
+            out = self.model(tokens, attention_mask=mask)
+        if self.shifted:
+            out = torch.cat((out[:, :1], out[:, :-1]), dim=1)
+        return out
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(vocab_size={self.vocab_size}, mask_id={self.mask_id}, eos_ids="
+            f"{sorted(self.eos_ids)}, dtype={self.dtype}, device={self.device}, precision={self.precision!r})"
+        )
+
+
+def _cfg(config: Any, name: str, family: str) -> Any:
+    value = config.get(name) if isinstance(config, dict) else getattr(config, name, None)
+    if value is None:
+        raise AdapterError(
+            f"the {family} config has no {name}; add it to config.json (it is required to denoise).",
+            code="checkpoint",
+        )
+    return value
+
+
+def _token_id(tokenizer: Any, token: str) -> int | None:
+    """Id of ``token`` if the tokenizer knows it as a single token, else None."""
+    if not token:
+        return None
+    vocab = tokenizer.get_vocab()
+    return vocab.get(token)

@@ -1,0 +1,292 @@
+"""Train the bundled tiny LLaDA-architecture model (``daedal.models.bundled``'s ``tiny``).
+
+Recipe: LLaDA's supervised fine-tuning objective, from scratch, on the synthetic
+instruction tasks of :mod:`daedal.models.bundled.tasks`:
+
+* Each sample is ``prompt | answer <|eot_id|> <|endoftext|> * pad``, the prompt rendered
+  with LLaDA's chat template exactly as the LLaDA adapter encodes it. The generation
+  length (answer + EOT + EOS padding) is drawn per sample: half the samples get a short
+  tail (0-24 EOS), half a uniform total length up to ``--max-gen``, so the model sees
+  canvases of every length and learns to put EOS on every slot past the answer, the
+  signal DAEDAL's length adjustment listens to.
+* The prompt is never masked. Every generation slot is masked independently with
+  probability ``t ~ U(eps, 1)`` (one ``t`` per sample); the loss is the cross-entropy on
+  masked slots weighted by ``1/t``, summed per sample and divided by its generation
+  length, then averaged over the batch (LLaDA's SFT loss).
+* Attention is bidirectional; batch padding beyond a sample's length is key-masked.
+
+Everything is seeded (``--seed``): data order, masking and initialisation are
+reproducible on one machine and torch version (threads: ``--threads``). The final
+checkpoint (config.json, model.safetensors, tokenizer files, training.json) is written
+to ``--out``; periodic checkpoints go to ``--work`` so an interrupted run can resume
+(``--resume``).
+
+Usage (the shipped model)::
+
+    python packages/daedal-models/training/train_tiny.py \\
+        --out packages/daedal-models/src/daedal/models/bundled/tiny
+
+See ``--help`` for the hyper-parameters; their defaults are the shipped model's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from daedal.models.bundled import tasks
+from daedal.models.bundled.tokenizer import EOS, EOT, MASK, build_tokenizer, save_tokenizer, vocabulary
+from daedal.models.llada.modeling import LLaDAConfig, LLaDAModelLM, save_pretrained
+
+DEFAULT_OUT = Path(__file__).resolve().parents[1] / "src" / "daedal" / "models" / "bundled" / "tiny"
+
+USER_TEMPLATE = (
+    "<|startoftext|><|start_header_id|>user<|end_header_id|>\n\n{}<|eot_id|>"
+    "<|start_header_id|>assistant<|end_header_id|>\n\n"
+)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="final checkpoint directory")
+    p.add_argument("--work", type=Path, default=Path("runs/train_tiny"), help="periodic checkpoints and log")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps", type=int, default=6000)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--min-lr-ratio", type=float, default=0.1, help="cosine decay floor, as a fraction of --lr")
+    p.add_argument("--warmup", type=int, default=200)
+    p.add_argument("--weight-decay", type=float, default=0.01)
+    p.add_argument("--eps", type=float, default=1e-3, help="t ~ U(eps, 1)")
+    p.add_argument("--max-gen", type=int, default=96, help="largest generation length (answer + EOT + EOS) trained on")
+    p.add_argument("--short-tail", type=int, default=24, help="EOS tail of the short-tail half of the samples: 0..N")
+    p.add_argument("--d-model", type=int, default=256)
+    p.add_argument("--n-layers", type=int, default=4)
+    p.add_argument("--n-heads", type=int, default=8)
+    p.add_argument("--mlp", type=int, default=768)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--eval-every", type=int, default=500)
+    p.add_argument("--save-every", type=int, default=250)
+    p.add_argument("--resume", action="store_true", help="continue from --work/state.pt")
+    p.add_argument("--bench", type=int, default=0, help="time this many steps and exit")
+    return p.parse_args(argv)
+
+
+class Encoder:
+    """Token ids exactly as the LLaDA adapter produces them (chat template, no extra specials)."""
+
+    def __init__(self) -> None:
+        self.tok = build_tokenizer()
+        vocab = vocabulary()
+        self.eos, self.eot, self.mask = vocab[EOS], vocab[EOT], vocab[MASK]
+        self.vocab_size = len(vocab)
+
+    def prompt(self, text: str) -> list[int]:
+        return self.tok.encode(USER_TEMPLATE.format(text.strip()), add_special_tokens=False).ids
+
+    def answer(self, text: str) -> list[int]:
+        return self.tok.encode(text, add_special_tokens=False).ids
+
+
+def make_batch(enc: Encoder, examples, rng: random.Random, args, gen: torch.Generator):
+    """Tokens, key mask, noised tokens, loss weights and per-sample t for one batch."""
+    rows, prompt_lens, gen_lens = [], [], []
+    for _, prompt, answer in examples:
+        p = enc.prompt(prompt)
+        a = enc.answer(answer) + [enc.eot]
+        need = len(a)
+        if rng.random() < 0.5:
+            g = need + rng.randint(0, args.short_tail)
+        else:
+            g = rng.randint(need, max(need, args.max_gen))
+        rows.append(p + a + [enc.eos] * (g - need))
+        prompt_lens.append(len(p))
+        gen_lens.append(g)
+    width = max(len(r) for r in rows)
+    b = len(rows)
+    tokens = torch.full((b, width), enc.eos, dtype=torch.long)
+    for i, r in enumerate(rows):
+        tokens[i, : len(r)] = torch.tensor(r)
+    cols = torch.arange(width)[None, :]
+    plen = torch.tensor(prompt_lens)[:, None]
+    glen = torch.tensor(gen_lens)[:, None]
+    valid = cols < plen + glen
+    in_gen = (cols >= plen) & valid
+    t = args.eps + (1 - args.eps) * torch.rand(b, generator=gen)
+    masked = in_gen & (torch.rand(b, width, generator=gen) < t[:, None])
+    noisy = torch.where(masked, torch.full_like(tokens, enc.mask), tokens)
+    # 1/t on masked slots, divided by the sample's generation length (LLaDA SFT).
+    weight = masked.float() / t[:, None] / glen.float()
+    return tokens, valid, noisy, weight
+
+
+def build_model(args, enc: Encoder) -> LLaDAModelLM:
+    config = LLaDAConfig.from_dict(
+        {
+            "d_model": args.d_model,
+            "n_layers": args.n_layers,
+            "n_heads": args.n_heads,
+            "n_kv_heads": args.n_heads,
+            "mlp_hidden_size": args.mlp,
+            "mlp_ratio": 4,
+            "vocab_size": enc.vocab_size,
+            "embedding_size": enc.vocab_size,
+            "max_sequence_length": 256,
+            "rope_theta": 10000.0,
+            "mask_token_id": enc.mask,
+            "eos_token_id": enc.eos,
+            "pad_token_id": enc.eos,
+            "precision": "fp32",
+            "torch_dtype": "float32",
+        }
+    )
+    return LLaDAModelLM(config)
+
+
+def lr_at(step: int, args) -> float:
+    if step < args.warmup:
+        return args.lr * (step + 1) / args.warmup
+    progress = (step - args.warmup) / max(1, args.steps - args.warmup)
+    floor = args.min_lr_ratio
+    return args.lr * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+
+
+@torch.no_grad()
+def probe(model: LLaDAModelLM, enc: Encoder, n_per_family: int = 16) -> dict[str, float]:
+    """Exact match with an oracle length (answer + EOT + 4 EOS), one token per step.
+
+    A cheap training-time signal only; the quality command measures the real thing.
+    """
+    model.eval()
+    data = tasks.heldout_set(n_per_family, seed=99)
+    out: dict[str, float] = {}
+    for family in tasks.FAMILIES:
+        rows = [d for d in data if d["family"] == family]
+        ps = [enc.prompt(d["prompt"]) for d in rows]
+        gs = [len(enc.answer(d["answer"])) + 5 for d in rows]
+        width = max(len(p) + g for p, g in zip(ps, gs))
+        x = torch.full((len(rows), width), enc.eos, dtype=torch.long)
+        for i, (p, g) in enumerate(zip(ps, gs)):
+            x[i, : len(p)] = torch.tensor(p)
+            x[i, len(p) : len(p) + g] = enc.mask
+        valid = torch.zeros_like(x, dtype=torch.bool)
+        for i, (p, g) in enumerate(zip(ps, gs)):
+            valid[i, : len(p) + g] = True
+        for _ in range(max(gs)):
+            masked = x == enc.mask
+            if not masked.any():
+                break
+            logits = model(x, attention_mask=valid).float()
+            logits[..., enc.mask] = -math.inf
+            conf, tok = logits.softmax(-1).max(-1)
+            conf = torch.where(masked, conf, torch.full_like(conf, -1.0))
+            best = conf.argmax(-1)
+            has = masked.any(-1)
+            r = torch.arange(len(rows))[has]
+            x[r, best[has]] = tok[r, best[has]]
+        ok = 0
+        for i, d in enumerate(rows):
+            text = enc.tok.decode(x[i, len(ps[i]) : len(ps[i]) + gs[i]].tolist(), skip_special_tokens=False)
+            ok += tasks.score(family, d["prompt"], text)
+        out[family] = ok / len(rows)
+    model.train()
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    rng = random.Random(args.seed)
+    gen = torch.Generator().manual_seed(args.seed)
+    enc = Encoder()
+    model = build_model(args, enc)
+    n_params = model.num_parameters()
+    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": args.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=args.lr, betas=(0.9, 0.98), eps=1e-8,
+    )
+    examples = tasks.iter_examples(rng, split="train")
+    args.work.mkdir(parents=True, exist_ok=True)
+    state_path = args.work / "state.pt"
+    step, elapsed, history = 0, 0.0, []
+    if args.resume and state_path.exists():
+        st = torch.load(state_path, weights_only=False)
+        model.load_state_dict(st["model"])
+        opt.load_state_dict(st["opt"])
+        rng.setstate(st["rng"])
+        gen.set_state(st["gen"])
+        torch.set_rng_state(st["torch_rng"])
+        step, elapsed, history = st["step"], st["elapsed"], st["history"]
+        examples = tasks.iter_examples(rng, split="train")
+        print(f"resumed at step {step} ({elapsed:.0f}s)", flush=True)
+    print(f"params={n_params} ({n_params * 4 / 2**20:.1f} MiB fp32) args={vars(args)}", flush=True)
+    model.train()
+    t_start = time.perf_counter() - elapsed
+    running = None
+    while step < args.steps:
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step, args)
+        batch = [next(examples) for _ in range(args.batch_size)]
+        tokens, valid, noisy, weight = make_batch(enc, batch, rng, args, gen)
+        logits = model(noisy, attention_mask=valid)
+        ce = F.cross_entropy(logits.float().transpose(1, 2), tokens, reduction="none")
+        loss = (ce * weight).sum() / tokens.shape[0]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        step += 1
+        running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
+        if args.bench and step >= args.bench:
+            dt = time.perf_counter() - t_start
+            print(f"bench: {step} steps in {dt:.1f}s = {dt / step:.3f}s/step, params={n_params}")
+            return 0
+        if step % 50 == 0:
+            print(f"step {step} loss {running:.4f} lr {lr_at(step, args):.2e} t {time.perf_counter() - t_start:.0f}s", flush=True)
+        if step % args.eval_every == 0 or step == args.steps:
+            acc = probe(model, enc)
+            history.append({"step": step, "loss": running, "time_s": time.perf_counter() - t_start, "probe": acc})
+            print(f"probe step {step}: {acc}", flush=True)
+        if step % args.save_every == 0 or step == args.steps:
+            torch.save(
+                {
+                    "model": model.state_dict(), "opt": opt.state_dict(), "rng": rng.getstate(),
+                    "gen": gen.get_state(), "torch_rng": torch.get_rng_state(), "step": step,
+                    "elapsed": time.perf_counter() - t_start, "history": history,
+                },
+                state_path,
+            )
+            save_pretrained(model, args.work / "latest")
+            save_tokenizer(args.work / "latest")
+    total = time.perf_counter() - t_start
+    model.eval()
+    save_pretrained(model, args.out)
+    save_tokenizer(args.out)
+    record = {
+        "command": "python packages/daedal-models/training/train_tiny.py " + " ".join(sys.argv[1:] if argv is None else argv),
+        "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "parameters": n_params,
+        "steps": step,
+        "train_time_s": round(total, 1),
+        "torch": torch.__version__,
+        "threads": args.threads,
+        "history": history,
+    }
+    (args.out / "training.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    print(f"done: {step} steps in {total:.0f}s -> {args.out}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
