@@ -66,13 +66,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=200)
     p.add_argument("--weight-decay", type=float, default=0.01)
     p.add_argument("--eps", type=float, default=1e-3, help="t ~ U(eps, 1)")
-    p.add_argument("--max-gen", type=int, default=96, help="largest generation length (answer + EOT + EOS) trained on")
+    p.add_argument("--max-gen", type=int, default=72, help="largest generation length (answer + EOT + EOS) trained on")
     p.add_argument("--short-tail", type=int, default=24, help="EOS tail of the short-tail half of the samples: 0..N")
     p.add_argument("--d-model", type=int, default=256)
     p.add_argument("--n-layers", type=int, default=4)
     p.add_argument("--n-heads", type=int, default=8)
     p.add_argument("--mlp", type=int, default=768)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=True,
+                   help="bf16 autocast for the matmuls (fp32 master weights, fp32 loss)")
+    p.add_argument("--bucket", type=int, default=8, help="draw this many batches at once and group them by length")
     p.add_argument("--eval-every", type=int, default=500)
     p.add_argument("--save-every", type=int, default=250)
     p.add_argument("--resume", action="store_true", help="continue from --work/state.pt")
@@ -96,17 +99,13 @@ class Encoder:
         return self.tok.encode(text, add_special_tokens=False).ids
 
 
-def make_batch(enc: Encoder, examples, rng: random.Random, args, gen: torch.Generator):
-    """Tokens, key mask, noised tokens, loss weights and per-sample t for one batch."""
+def make_batch(enc: Encoder, examples, args, gen: torch.Generator):
+    """Tokens, key mask, noised tokens and loss weights for ``(family, prompt, answer, gen_len)``."""
     rows, prompt_lens, gen_lens = [], [], []
-    for _, prompt, answer in examples:
+    for _, prompt, answer, g in examples:
         p = enc.prompt(prompt)
         a = enc.answer(answer) + [enc.eot]
         need = len(a)
-        if rng.random() < 0.5:
-            g = need + rng.randint(0, args.short_tail)
-        else:
-            g = rng.randint(need, max(need, args.max_gen))
         rows.append(p + a + [enc.eos] * (g - need))
         prompt_lens.append(len(p))
         gen_lens.append(g)
@@ -126,6 +125,29 @@ def make_batch(enc: Encoder, examples, rng: random.Random, args, gen: torch.Gene
     # 1/t on masked slots, divided by the sample's generation length (LLaDA SFT).
     weight = masked.float() / t[:, None] / glen.float()
     return tokens, valid, noisy, weight
+
+
+def batches(enc: Encoder, examples, rng: random.Random, args, gen: torch.Generator):
+    """Endless batches; ``--bucket`` batches are drawn together and grouped by length.
+
+    Grouping similar lengths cuts the padding a batch computes on; the group order is
+    shuffled so families and lengths stay mixed over time.
+    """
+    while True:
+        pool = []
+        for _ in range(args.batch_size * args.bucket):
+            family, prompt, answer = next(examples)
+            need = len(enc.answer(answer)) + 1
+            if rng.random() < 0.5:
+                g = need + rng.randint(0, args.short_tail)
+            else:
+                g = rng.randint(need, max(need, args.max_gen))
+            pool.append((len(enc.prompt(prompt)) + g, family, prompt, answer, g))
+        pool.sort(key=lambda e: e[0])
+        groups = [pool[i : i + args.batch_size] for i in range(0, len(pool), args.batch_size)]
+        rng.shuffle(groups)
+        for group in groups:
+            yield make_batch(enc, [e[1:] for e in group], args, gen)
 
 
 def build_model(args, enc: Encoder) -> LLaDAModelLM:
@@ -216,7 +238,6 @@ def main(argv: list[str] | None = None) -> int:
         [{"params": decay, "weight_decay": args.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
         lr=args.lr, betas=(0.9, 0.98), eps=1e-8,
     )
-    examples = tasks.iter_examples(rng, split="train")
     args.work.mkdir(parents=True, exist_ok=True)
     state_path = args.work / "state.pt"
     step, elapsed, history = 0, 0.0, []
@@ -228,18 +249,19 @@ def main(argv: list[str] | None = None) -> int:
         gen.set_state(st["gen"])
         torch.set_rng_state(st["torch_rng"])
         step, elapsed, history = st["step"], st["elapsed"], st["history"]
-        examples = tasks.iter_examples(rng, split="train")
         print(f"resumed at step {step} ({elapsed:.0f}s)", flush=True)
     print(f"params={n_params} ({n_params * 4 / 2**20:.1f} MiB fp32) args={vars(args)}", flush=True)
+    # The stream is rebuilt from the (restored) rng state; resuming replays from there.
+    stream = batches(enc, tasks.iter_examples(rng, split="train"), rng, args, gen)
     model.train()
     t_start = time.perf_counter() - elapsed
     running = None
     while step < args.steps:
         for group in opt.param_groups:
             group["lr"] = lr_at(step, args)
-        batch = [next(examples) for _ in range(args.batch_size)]
-        tokens, valid, noisy, weight = make_batch(enc, batch, rng, args, gen)
-        logits = model(noisy, attention_mask=valid)
+        tokens, valid, noisy, weight = next(stream)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
+            logits = model(noisy, attention_mask=valid)
         ce = F.cross_entropy(logits.float().transpose(1, 2), tokens, reduction="none")
         loss = (ce * weight).sum() / tokens.shape[0]
         opt.zero_grad(set_to_none=True)
