@@ -38,20 +38,49 @@ class FixedLength:
 
     Attributes:
         gen_length: Generation slots per row.
+        max_gen_length: Generation slots a row may grow to through expansions (default: ``gen_length``).
     """
 
     gen_length: int = attrs.field(default=128, validator=positive_int)
+    max_gen_length: int | None = attrs.field(default=None)
+
+    @max_gen_length.validator
+    def _check_max(self, attribute: attrs.Attribute, value: int | None) -> None:
+        if value is not None:
+            positive_int(self, attribute, value)
+            if value < self.gen_length:
+                raise ConfigError(
+                    f"`max_gen_length` {value} is smaller than `gen_length` {self.gen_length}: raise it or omit it"
+                )
 
     @hookimpl
     def initial_canvas(self, state: State) -> Canvas:
         a = state.adapter
+        plen = torch.tensor([len(p) for p in state.prompts])
         return Canvas.from_prompts(
-            state.prompts, gen_length=self.gen_length, mask_id=a.mask_id, pad_id=a.pad_id, device=a.device
+            state.prompts,
+            gen_length=self.gen_length,
+            mask_id=a.mask_id,
+            pad_id=a.pad_id,
+            max_length=plen + (self.max_gen_length or self.gen_length),
+            device=a.device,
         )
 
 
 _BLOCK_MASKS = StashKey[torch.Tensor]()
-_STEPS_PER_BLOCK = StashKey[int]()
+_SCHEDULE = StashKey["_Schedule"]()
+
+
+def _optional_positive_int(_inst: object, attribute: attrs.Attribute, value: object) -> None:
+    if value is not None:
+        positive_int(_inst, attribute, value)
+
+
+@attrs.frozen
+class _Schedule:
+    block_length: int
+    steps: int
+    per_block: int
 
 
 @attrs.frozen(kw_only=True)
@@ -66,13 +95,13 @@ class SemiAutoregressive:
     Confidence ties go to the lowest column.
 
     Attributes:
-        block_length: Slots per block.
-        steps: Steps in total, over all blocks.
+        block_length: Slots per block; None for one block over the whole generation.
+        steps: Steps in total over all blocks; None for one step per generation slot.
         remasking: ``"low_confidence"`` or ``"random"``.
     """
 
-    block_length: int = attrs.field(default=128, validator=positive_int)
-    steps: int = attrs.field(default=128, validator=positive_int)
+    block_length: int | None = attrs.field(default=None, validator=_optional_positive_int)
+    steps: int | None = attrs.field(default=None, validator=_optional_positive_int)
     remasking: Literal["low_confidence", "random"] = attrs.field(default="low_confidence")
 
     @remasking.validator
@@ -80,8 +109,8 @@ class SemiAutoregressive:
         if value not in ("low_confidence", "random"):
             raise ConfigError(f"`remasking` must be 'low_confidence' or 'random', got {value!r}")
 
-    def _schedule(self, canvas: Canvas) -> tuple[int, int]:
-        """(blocks, steps per block), validated once per run."""
+    def schedule(self, canvas: Canvas) -> _Schedule:
+        """Resolve and validate the block length and steps for this canvas."""
         gen = canvas.gen_length
         first = int(gen[0])
         if bool((gen != first).any()):
@@ -89,46 +118,54 @@ class SemiAutoregressive:
                 f"`SemiAutoregressive` needs the same generation length in every row, got {gen.tolist()}: "
                 "use FixedLength or a policy that brings its own window"
             )
-        if first % self.block_length:
+        block_length = self.block_length or first
+        steps = self.steps or first
+        if first % block_length:
             raise ConfigError(
-                f"`block_length` {self.block_length} does not divide the generation length {first}: "
+                f"`block_length` {block_length} does not divide the generation length {first}: "
                 "choose a block length that divides it"
             )
-        blocks = first // self.block_length
-        if self.steps % blocks:
+        blocks = first // block_length
+        if steps % blocks:
             raise ConfigError(
-                f"`steps` {self.steps} is not a multiple of the number of blocks {blocks} "
-                f"(gen_length {first} / block_length {self.block_length}): choose steps divisible by {blocks}"
+                f"`steps` {steps} is not a multiple of the number of blocks {blocks} "
+                f"(gen_length {first} / block_length {block_length}): choose steps divisible by {blocks}"
             )
-        return blocks, self.steps // blocks
+        return _Schedule(block_length, steps, steps // blocks)
+
+    def _resolved(self, state: State) -> _Schedule:
+        schedule = state.stash.get(_SCHEDULE)
+        if schedule is None:
+            assert state.canvas is not None  # the engine sets it before any step hook
+            schedule = state.stash[_SCHEDULE] = self.schedule(state.canvas)
+        return schedule
 
     @hookimpl
     def should_stop(self, state: State) -> bool:
-        return state.step >= self.steps
+        return state.step >= self._resolved(state).steps
 
     @hookimpl
     def select_window(self, state: State) -> Window:
         canvas = state.canvas
-        assert canvas is not None  # the engine sets it before any step hook
-        if _STEPS_PER_BLOCK not in state.stash:
-            state.stash[_STEPS_PER_BLOCK] = self._schedule(canvas)[1]
-        block = state.step // state.stash[_STEPS_PER_BLOCK]
-        return Window(start=canvas.prompt_len, end=canvas.prompt_len + (block + 1) * self.block_length)
+        assert canvas is not None
+        sched = self._resolved(state)
+        block = state.step // sched.per_block
+        return Window(start=canvas.prompt_len, end=canvas.prompt_len + (block + 1) * sched.block_length)
 
     @hookimpl
     def select_unmask(self, state: State, prediction: Prediction) -> Unmask:
         canvas, window = state.canvas, state.window
         assert canvas is not None and window is not None
+        sched = self._resolved(state)
         masked = canvas.masked
         cols = canvas.columns
-        per_block = state.stash[_STEPS_PER_BLOCK]
-        s = state.step % per_block
+        s = state.step % sched.per_block
         if s == 0:
-            block_start = window.end - self.block_length
+            block_start = window.end - sched.block_length
             in_block = (cols >= block_start[:, None]) & (cols < window.end[:, None])
             state.stash[_BLOCK_MASKS] = (masked & in_block).sum(1)
         m = state.stash[_BLOCK_MASKS]
-        quota = m // per_block + (s < m % per_block).long()
+        quota = m // sched.per_block + (s < m % sched.per_block).long()
         candidates = masked & (cols < window.end[:, None])
         if self.remasking == "low_confidence":
             score = prediction.confidence
