@@ -297,6 +297,7 @@ class Engine:
         state = attrs.evolve(state, canvas=canvas)
         emit(CanvasInitialized(canvas, state.counters.forward_passes))
         step = 0
+        expanded = torch.zeros((), dtype=torch.long, device=canvas.device)
         while True:
             state = attrs.evolve(state, canvas=canvas, step=step, window=None)
             if any(self.pm.hook.should_stop(state=state)):
@@ -342,7 +343,7 @@ class Engine:
             progressed = unmask.where.any()
             if expand is not None:
                 progressed = progressed | expand.where.any()
-                state.counters.expansions += int(expand.where.sum())
+                expanded = expanded + expand.where.sum()  # stays on the device: no sync per step
             if remask is not None:
                 progressed = progressed | remask.where.any()
             if not bool(progressed):
@@ -354,6 +355,7 @@ class Engine:
             emit(StepFinished(step, canvas, new, unmask, expand, prediction.confidence, state.counters.forward_passes, remask))
             canvas = new
             step += 1
+        state.counters.expansions += int(expanded)
         result = self._result(state, canvas, step, events if config.record else None)
         emit(RunFinished(result.stats, result.tokens))
         if config.record:
