@@ -88,3 +88,13 @@ def test_llada_model_is_trainable():
     grads = [p.grad for p in model.parameters()]
     assert all(g is not None and torch.isfinite(g).all() for g in grads)
     assert model.model.transformer.blocks[0].q_proj.weight.grad.abs().sum() > 0
+
+
+def test_auto_dtype_without_torch_dtype_in_config_uses_stored_dtype(tmp_path):
+    model = _model("llada", tmp_path).to(torch.bfloat16)
+    out = llada_modeling.save_pretrained(model, tmp_path / "ckpt")
+    cfg = json.loads((out / "config.json").read_text())
+    del cfg["torch_dtype"]
+    (out / "config.json").write_text(json.dumps(cfg))
+    reloaded = llada_modeling.load_pretrained(out, dtype="auto")
+    assert reloaded.dtype == torch.bfloat16

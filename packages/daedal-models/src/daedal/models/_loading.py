@@ -292,6 +292,26 @@ def iter_checkpoint(
         yield shard
 
 
+_SAFETENSORS_DTYPES = {"F32": "float32", "BF16": "bfloat16", "F16": "float16"}
+
+
+def stored_dtype(directory: str | os.PathLike[str], *, family: str) -> str | None:
+    """The dtype of the first floating tensor stored in the checkpoint (``"bfloat16"``), if any.
+
+    Used when config.json records no ``torch_dtype``, so that ``dtype="auto"`` still means
+    "as stored" and an 8B bf16 checkpoint is not upcast to fp32.
+    """
+    from safetensors import safe_open
+
+    for file in weight_files(directory, family=family):
+        with safe_open(str(file), framework="pt") as f:
+            for key in f.keys():
+                name = _SAFETENSORS_DTYPES.get(f.get_slice(key).get_dtype())
+                if name is not None:
+                    return name
+    return None
+
+
 def load_into(
     model: torch.nn.Module,
     directory: str | os.PathLike[str],

@@ -30,6 +30,7 @@ from daedal.models._loading import (
     resolve_device,
     resolve_dtype,
     save_checkpoint,
+    stored_dtype,
 )
 
 __all__ = ["DreamConfig", "DreamModel", "load_pretrained", "save_pretrained", "shift_logits"]
@@ -88,6 +89,8 @@ class DreamConfig:
         known = {k: v for k, v in d.items() if k in names}
         extra = {k: v for k, v in d.items() if k not in names and k not in ("model_type", "architectures")}
         extra.update(d.get("extra", {}) if isinstance(d.get("extra"), dict) else {})
+        if known.get("torch_dtype") is None and isinstance(d.get("dtype"), str):
+            known["torch_dtype"] = d["dtype"]  # transformers >= 5 spells it "dtype"
         cfg = cls(**known, extra=extra)
         cfg.validate()
         return cfg
@@ -380,7 +383,8 @@ def load_pretrained(
         ConfigError: Bad ``dtype`` or ``device``.
     """
     config = check_config(read_config(directory, family="Dream"), path=directory)
-    target_dtype = resolve_dtype(dtype, checkpoint_dtype=config.torch_dtype)
+    stored = config.torch_dtype or stored_dtype(directory, family="Dream")
+    target_dtype = resolve_dtype(dtype, checkpoint_dtype=stored)
     target_device = resolve_device(device)
     with torch.device("meta"):
         model = DreamModel(config)

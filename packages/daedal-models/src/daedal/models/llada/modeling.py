@@ -34,6 +34,7 @@ from daedal.models._loading import (
     resolve_device,
     resolve_dtype,
     save_checkpoint,
+    stored_dtype,
 )
 
 __all__ = [
@@ -129,6 +130,8 @@ class LLaDAConfig:
         known = {k: v for k, v in d.items() if k in names}
         extra = {k: v for k, v in d.items() if k not in names and k not in ("model_type", "architectures")}
         extra.update(d.get("extra", {}) if isinstance(d.get("extra"), dict) else {})
+        if known.get("torch_dtype") is None and isinstance(d.get("dtype"), str):
+            known["torch_dtype"] = d["dtype"]  # transformers >= 5 spells it "dtype"
         cfg = cls(**known, extra=extra)
         cfg.validate()
         return cfg
@@ -420,7 +423,8 @@ def load_pretrained(
         ConfigError: Bad ``dtype`` or ``device``.
     """
     config = check_config(read_config(directory, family="LLaDA"), path=directory)
-    target_dtype = resolve_dtype(dtype, checkpoint_dtype=config.torch_dtype)
+    stored = config.torch_dtype or stored_dtype(directory, family="LLaDA")
+    target_dtype = resolve_dtype(dtype, checkpoint_dtype=stored)
     target_device = resolve_device(device)
     with torch.device("meta"):
         model = LLaDAModelLM(config)
