@@ -16,7 +16,7 @@ from daedal.models import Dream, LLaDA
 from daedal.models._remote import RemoteModel
 from daedal.models.testing import build_tokenizer
 
-MODELING = '''
+MODELING = """
 import torch
 from torch import nn
 from transformers import PretrainedConfig, PreTrainedModel
@@ -62,7 +62,7 @@ class ToyModel(PreTrainedModel):
         # Bidirectional: every slot sees the mean of the attended keys.
         ctx = (h * keep[..., None]).sum(1) / keep.sum(1, keepdim=True)
         return MaskedLMOutput(logits=self.head(h + self.mix(ctx)[:, None]))
-'''
+"""
 
 
 def _write(tmp_path, family: str):

@@ -52,7 +52,7 @@ def test_load_converts_dtype_and_keeps_checkpoint_dtype_on_auto(family, tmp_path
     # Loaded straight into bf16 (the checkpoint dtype): nothing left on meta, nothing upcast.
     assert {p.dtype for p in auto.parameters()} == {torch.bfloat16}
     assert all(p.device.type == "cpu" for p in auto.parameters())
-    for (k, a), b in zip(auto.state_dict().items(), model.state_dict().values()):
+    for (k, a), b in zip(auto.state_dict().items(), model.state_dict().values(), strict=True):
         assert torch.equal(a, b), k
     f32 = mod.load_pretrained(tmp_path / "ckpt", dtype=torch.float32)
     assert {p.dtype for p in f32.parameters()} == {torch.float32}
@@ -98,3 +98,19 @@ def test_auto_dtype_without_torch_dtype_in_config_uses_stored_dtype(tmp_path):
     (out / "config.json").write_text(json.dumps(cfg))
     reloaded = llada_modeling.load_pretrained(out, dtype="auto")
     assert reloaded.dtype == torch.bfloat16
+
+
+@pytest.mark.parametrize("overrides", [{"weight_tying": True}, {"n_kv_heads": 2}])
+def test_llada_variants_round_trip(overrides, tmp_path):
+    model = _model("llada", tmp_path, **overrides)
+    keys = set(model.state_dict())
+    assert ("model.transformer.ff_out.weight" in keys) is not overrides.get("weight_tying", False)
+    if "n_kv_heads" in overrides:  # GQA: 2 KV heads of dim 16
+        assert model.model.transformer.blocks[0].k_proj.weight.shape == (32, 64)
+    llada_modeling.save_pretrained(model, tmp_path / "ckpt")
+    reloaded = llada_modeling.load_pretrained(tmp_path / "ckpt")
+    ids = torch.arange(10)[None]
+    with torch.no_grad():
+        out = reloaded(ids)
+        assert out.shape == (1, 10, model.config.padded_vocab_size)
+        assert torch.equal(out, model(ids))

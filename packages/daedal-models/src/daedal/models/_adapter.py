@@ -86,6 +86,9 @@ class HFAdapter:
     #: How padded batches are passed to remote-code models: "2d" key mask or "4d" boolean.
     remote_mask_style: ClassVar[str] = "2d"
 
+    model: Any
+    tokenizer: Any
+
     def __init__(self, model: torch.nn.Module, tokenizer: Any, *, precision: str = "native") -> None:
         if precision not in _layers.PRECISIONS:
             raise ConfigError(
@@ -106,8 +109,8 @@ class HFAdapter:
         eot = _token_id(tokenizer, self.end_of_turn_token)
         self.eos_ids = frozenset({self.eos_id} | ({eot} if eot is not None else set()))
         self._check_vocabulary()
-        if hasattr(model, "set_precision"):
-            model.set_precision(precision)
+        if hasattr(self.model, "set_precision"):
+            self.model.set_precision(precision)
         self.model.eval()
 
     # ------------------------------------------------------------------ construction
@@ -138,9 +141,7 @@ class HFAdapter:
             ConfigError: Bad dtype, device or precision.
         """
         if precision not in _layers.PRECISIONS:
-            raise ConfigError(
-                f"precision={precision!r} is not a precision mode; pass 'native' or 'reference'."
-            )
+            raise ConfigError(f"precision={precision!r} is not a precision mode; pass 'native' or 'reference'.")
         directory = resolve_checkpoint(path_or_hub_id, family=cls.family, trust_remote_code=trust_remote_code)
         raw = read_config(directory, family=cls.family, argument="path_or_hub_id")
         cls._check_family(raw, directory)
@@ -246,21 +247,11 @@ class HFAdapter:
         )
 
     def _logits_width(self) -> int:
-        model = self.model
-        if hasattr(model, "logits_width"):
-            return int(model.logits_width)
-        for name in ("lm_head", "model.transformer.ff_out"):
-            mod = model
-            try:
-                for part in name.split("."):
-                    mod = getattr(mod, part)
-                return int(mod.weight.shape[0])
-            except AttributeError:
-                continue
-        emb = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
-        if emb is not None:
-            return int(emb.weight.shape[0])
-        return int(_cfg(model.config, "vocab_size", self.family))
+        # Native models and RemoteModel expose it; a bare module falls back to its config.
+        width = getattr(self.model, "logits_width", None)
+        if width is None:
+            width = _cfg(self.model.config, "vocab_size", self.family)
+        return int(width)
 
     def _check_vocabulary(self) -> None:
         """The tokenizer, the special ids and the logits must agree.
@@ -276,7 +267,11 @@ class HFAdapter:
                 "shipped with this checkpoint.",
                 code="checkpoint",
             )
-        for name, value in (("mask_token_id", self.mask_id), ("eos_token_id", self.eos_id), ("pad_token_id", self.pad_id)):
+        for name, value in (
+            ("mask_token_id", self.mask_id),
+            ("eos_token_id", self.eos_id),
+            ("pad_token_id", self.pad_id),
+        ):
             if not 0 <= value < self.vocab_size:
                 raise AdapterError(
                     f"config {name}={value} is outside the model's vocabulary of {self.vocab_size}; "

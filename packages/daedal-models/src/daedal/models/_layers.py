@@ -51,9 +51,7 @@ def linear(x: torch.Tensor, layer: torch.nn.Linear, compute_dtype: torch.dtype |
     return F.linear(x.to(compute_dtype), layer.weight.to(compute_dtype), bias)
 
 
-def rope_angles(
-    positions: torch.Tensor, head_dim: int, theta: float
-) -> tuple[torch.Tensor, torch.Tensor]:
+def rope_angles(positions: torch.Tensor, head_dim: int, theta: float) -> tuple[torch.Tensor, torch.Tensor]:
     """fp32 ``(cos, sin)`` for ``positions`` (any shape ``[...]``) -> ``[..., head_dim]``.
 
     ``inv_freq_j = theta^(-2j/head_dim)``; the ``head_dim/2`` angles are duplicated

@@ -28,6 +28,8 @@ class RemoteModel(torch.nn.Module):
             code); ``"4d"`` passes a ``[B, 1, T, T]`` boolean mask (Dream's remote code).
     """
 
+    hf_model: Any
+
     def __init__(self, hf_model: torch.nn.Module, *, mask_style: str = "2d") -> None:
         super().__init__()
         if mask_style not in ("2d", "4d"):

@@ -75,9 +75,16 @@ def build_tokenizer(family: str, directory: str | os.PathLike[str], *, vocab_siz
     tok.train_from_iterator(_CORPUS, trainer)
     # Specials come after the regular vocabulary, as in the released tokenizers.
     tok.add_special_tokens(list(specials))
-    ids = {s: tok.token_to_id(s) for s in specials}
+    ids: dict[str, int] = {s: tok.token_to_id(s) or 0 for s in specials}
     added = {
-        str(i): {"content": s, "lstrip": False, "normalized": False, "rstrip": False, "single_word": False, "special": True}
+        str(i): {
+            "content": s,
+            "lstrip": False,
+            "normalized": False,
+            "rstrip": False,
+            "single_word": False,
+            "special": True,
+        }
         for s, i in ids.items()
     }
     if fam == "llada":
@@ -119,7 +126,7 @@ def tiny_model(family: str, specials: dict[str, int], n_tokens: int, *, seed: in
     if fam == "llada":
         from daedal.models.llada import modeling as llada
 
-        cfg = llada.tiny_config(
+        lcfg = llada.tiny_config(
             vocab_size=n_tokens,
             embedding_size=_round_up(n_tokens),
             mask_token_id=specials["<|mdm_mask|>"],
@@ -127,10 +134,10 @@ def tiny_model(family: str, specials: dict[str, int], n_tokens: int, *, seed: in
             pad_token_id=specials["<|endoftext|>"],
             **overrides,
         )
-        return llada.LLaDAModelLM(cfg).eval()
+        return llada.LLaDAModelLM(lcfg).eval()
     from daedal.models.dream import modeling as dream
 
-    cfg = dream.tiny_config(
+    dcfg = dream.tiny_config(
         vocab_size=_round_up(n_tokens),
         mask_token_id=specials["<|mask|>"],
         eos_token_id=specials["<|endoftext|>"],
@@ -138,7 +145,7 @@ def tiny_model(family: str, specials: dict[str, int], n_tokens: int, *, seed: in
         bos_token_id=specials["<|endoftext|>"],
         **overrides,
     )
-    return dream.DreamModel(cfg).eval()
+    return dream.DreamModel(dcfg).eval()
 
 
 def tiny_checkpoint(
@@ -166,8 +173,11 @@ def tiny_checkpoint(
     n_tokens = max(specials.values()) + 1
     model = tiny_model(fam, specials, n_tokens, seed=seed, **overrides).to(dtype)
     if fam == "llada":
-        from daedal.models.llada.modeling import save_pretrained
+        from daedal.models.llada import modeling as llada
+
+        llada.save_pretrained(model, out, max_shard_size=max_shard_size)
     else:
-        from daedal.models.dream.modeling import save_pretrained
-    save_pretrained(model, out, max_shard_size=max_shard_size)
+        from daedal.models.dream import modeling as dream
+
+        dream.save_pretrained(model, out, max_shard_size=max_shard_size)
     return out

@@ -266,8 +266,9 @@ class DreamModel(nn.Module):
         for module in self.modules():
             if isinstance(module, (nn.Linear, nn.Embedding)):
                 nn.init.normal_(module.weight, mean=0.0, std=std)
-                if getattr(module, "bias", None) is not None:
-                    nn.init.zeros_(module.bias)
+                bias = getattr(module, "bias", None)
+                if isinstance(bias, torch.Tensor):
+                    nn.init.zeros_(bias)
             elif isinstance(module, _layers.RMSNorm):
                 module.reset_parameters()
 
@@ -275,6 +276,11 @@ class DreamModel(nn.Module):
         """Share the LM head with the embedding when ``tie_word_embeddings`` is set."""
         if self.config.tie_word_embeddings:
             self.lm_head.weight = self.model.embed_tokens.weight
+
+    @property
+    def logits_width(self) -> int:
+        """Width of the logits (``vocab_size``)."""
+        return self.config.vocab_size
 
     @property
     def dtype(self) -> torch.dtype:

@@ -60,4 +60,3 @@ class LLaDA(HFAdapter):
     def render_chat(self, messages: Sequence[dict[str, str]]) -> str:
         """``<|startoftext|>`` + header/content/``<|eot_id|>`` per message + the assistant header."""
         return _templates.render_llada(messages)
-

@@ -189,15 +189,12 @@ class LLaDAConfig:
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise ConfigError(f"LLaDA config field {name}={value!r} must be a positive integer.")
         if self.d_model % self.n_heads:
-            raise ConfigError(
-                f"LLaDA config: d_model={self.d_model} must be divisible by n_heads={self.n_heads}."
-            )
+            raise ConfigError(f"LLaDA config: d_model={self.d_model} must be divisible by n_heads={self.n_heads}.")
         if self.head_dim % 2:
             raise ConfigError(f"LLaDA config: head dim d_model/n_heads={self.head_dim} must be even for RoPE.")
         if self.n_heads % self.effective_n_kv_heads:
             raise ConfigError(
-                f"LLaDA config: n_heads={self.n_heads} must be a multiple of n_kv_heads="
-                f"{self.effective_n_kv_heads}."
+                f"LLaDA config: n_heads={self.n_heads} must be a multiple of n_kv_heads={self.effective_n_kv_heads}."
             )
         if self.padded_vocab_size < self.vocab_size:
             raise ConfigError(
@@ -252,19 +249,26 @@ class LLaDABlock(nn.Module):
         return x + _layers.linear(nn.functional.silu(gate) * up, self.ff_out, compute_dtype)
 
 
-class LLaDAModel(nn.Module):
-    """The ``model`` submodule: holds ``transformer`` (wte, blocks, ln_f, ff_out)."""
+class LLaDATransformer(nn.Module):
+    """``model.transformer``: token embedding ``wte``, ``blocks``, final norm ``ln_f`` and LM head ``ff_out``."""
 
     def __init__(self, config: LLaDAConfig) -> None:
         super().__init__()
-        modules: dict[str, nn.Module] = {
-            "wte": nn.Embedding(config.padded_vocab_size, config.d_model),
-            "blocks": nn.ModuleList(LLaDABlock(config) for _ in range(config.n_layers)),
-            "ln_f": _layers.RMSNorm(config.d_model, config.rms_norm_eps),
-        }
-        if not config.weight_tying:
-            modules["ff_out"] = nn.Linear(config.d_model, config.padded_vocab_size, bias=False)
-        self.transformer = nn.ModuleDict(modules)
+        self.wte = nn.Embedding(config.padded_vocab_size, config.d_model)
+        self.blocks = nn.ModuleList(LLaDABlock(config) for _ in range(config.n_layers))
+        self.ln_f = _layers.RMSNorm(config.d_model, config.rms_norm_eps)
+        # With weight tying the checkpoint has no ff_out; the head reuses wte.
+        self.ff_out: nn.Linear | None = (
+            None if config.weight_tying else nn.Linear(config.d_model, config.padded_vocab_size, bias=False)
+        )
+
+
+class LLaDAModel(nn.Module):
+    """The ``model`` submodule, holding ``transformer``."""
+
+    def __init__(self, config: LLaDAConfig) -> None:
+        super().__init__()
+        self.transformer = LLaDATransformer(config)
 
 
 class LLaDAModelLM(nn.Module):
@@ -294,14 +298,20 @@ class LLaDAModelLM(nn.Module):
         for module in self.modules():
             if isinstance(module, (nn.Linear, nn.Embedding)):
                 nn.init.normal_(module.weight, mean=0.0, std=std)
-                if getattr(module, "bias", None) is not None:
-                    nn.init.zeros_(module.bias)
+                bias = getattr(module, "bias", None)
+                if isinstance(bias, torch.Tensor):
+                    nn.init.zeros_(bias)
             elif isinstance(module, _layers.RMSNorm):
                 module.reset_parameters()
 
     @property
-    def transformer(self) -> nn.ModuleDict:
+    def transformer(self) -> LLaDATransformer:
         return self.model.transformer
+
+    @property
+    def logits_width(self) -> int:
+        """Width of the logits: the embedding rows (``embedding_size``), which may exceed the tokenizer."""
+        return self.config.padded_vocab_size
 
     @property
     def dtype(self) -> torch.dtype:
@@ -350,7 +360,7 @@ class LLaDAModelLM(nn.Module):
         for block in tr.blocks:
             h = block(h, cos, sin, mask, compute_dtype)
         h = tr.ln_f(h)
-        if self.config.weight_tying:
+        if tr.ff_out is None:  # weight tying
             head = tr.wte.weight
             if compute_dtype is not None:
                 return nn.functional.linear(h.to(compute_dtype), head.to(compute_dtype))
