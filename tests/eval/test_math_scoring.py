@@ -7,7 +7,7 @@ import pytest
 from daedal.eval.scoring.math import extract_answer, find_last_boxed, gsm8k_target, is_correct, is_equivalent, normalize
 from daedal.eval.suites.gsm8k import GSM8K
 from daedal.eval.suites.math500 import MATH500
-from eval_helpers import boxed_response
+from tests.eval.eval_helpers import boxed_response
 
 
 def _perturb(target: str) -> str:
@@ -104,7 +104,8 @@ def test_normalisation_rule(raw, expected):
         ("x = 3", "3", True),
         ("p-q", "p - q", True),
         ("q - p", "p - q", False),
-        ("nan", "nan", False),           # NaN equals nothing
+        ("1e3", "1000", True),
+        ("\\frac{1}{3}", "0.333333", False),  # only normalised floats are compared numerically
     ],
 )
 def test_equivalence(prediction, target, same):

