@@ -1,0 +1,48 @@
+"""DAEDAL's EOS confidence (``daedal.md`` §4), vectorised over the batch.
+
+For each row, the positions ``q`` in ``[start, end)`` whose raw argmax is EOS are
+ranked from the right; the ``window`` right-most of them are kept and their EOS
+probabilities are summed and divided by ``window`` -- always ``window``, even when
+fewer positions qualify. Positions whose argmax is not EOS are skipped entirely, so
+the kept positions need not be contiguous.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def eos_confidence(
+    logits: torch.Tensor,
+    *,
+    eos_id: int,
+    start: torch.Tensor,
+    end: torch.Tensor,
+    window: int,
+    log_normalizer: torch.Tensor | None = None,
+    argmax: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """``[B]`` EOS confidence of each row.
+
+    Args:
+        logits: ``[B, T, V]`` raw (never noised) logits.
+        eos_id: The EOS id.
+        start: ``[B]`` first scanned column (the prompt length: the prompt is excluded).
+        end: ``[B]`` one past the last scanned column (the row's length).
+        window: ``W_eos``: how many EOS-argmax positions are kept, and the denominator.
+        log_normalizer: ``[B, T]`` log-sum-exp of ``logits`` if already computed.
+        argmax: ``[B, T]`` raw argmax of ``logits`` if already computed.
+    """
+    if argmax is None:
+        argmax = logits.argmax(-1)
+    if log_normalizer is None:
+        log_normalizer = torch.logsumexp(logits, -1)
+    cols = torch.arange(logits.shape[1], device=logits.device)
+    scanned = (cols >= start[:, None]) & (cols < end[:, None])
+    is_eos = (argmax == eos_id) & scanned
+    counts = is_eos.long()
+    # How many EOS-argmax positions lie at or after each column: a reversed cumulative count.
+    from_right = counts.sum(1, keepdim=True) - counts.cumsum(1) + counts
+    kept = is_eos & (from_right <= window)
+    p_eos = torch.exp(logits[..., eos_id] - log_normalizer)
+    return torch.where(kept, p_eos, torch.zeros_like(p_eos)).sum(1) / window

@@ -1,0 +1,132 @@
+"""Sampling transforms, as ``predict`` wrappers.
+
+Each wrapper receives the prediction of the policies inside it and returns a new one:
+
+* :class:`ClassifierFreeGuidance` (innermost, ``trylast``): runs a second, unconditional
+  forward pass on the canvas with every prompt slot set to the mask id and combines
+  ``ℓ_u + (s + 1)(ℓ_c − ℓ_u)``. The prompt slots are read from the current canvas, so it
+  keeps working after a length change.
+* :class:`SuppressTokens`: bans ids (their logits become ``-inf``): the hook a deployment
+  uses for content policy.
+* :class:`TopPTopK`: nucleus / top-k filtering of the logits (removed logits become the
+  dtype's minimum, as in Dream's ``sample_tokens``).
+* temperature: ``daedal.core.GumbelTemperature`` (outermost, ``tryfirst``), re-exported
+  here as :data:`Temperature`: Gumbel-max on the final logits, confidences un-noised.
+
+Logit transforms return greedy proposals, so confidences and proposals both reflect the
+transformed distribution; temperature, outermost, samples from it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import attrs
+import torch
+
+from daedal.core import ConfigError, GumbelTemperature, Prediction, State, hookimpl
+
+from daedal.policies._validate import int_at_least, non_negative, optional
+
+#: Gumbel-max temperature sampling (LLaDA/DAEDAL's), from the core.
+Temperature = GumbelTemperature
+
+
+def top_p_filter(logits: torch.Tensor, top_p: float) -> torch.Tensor:
+    """Keep the smallest set of top tokens whose probability reaches ``top_p`` (the first over the line stays)."""
+    ordered, order = torch.sort(logits, dim=-1, descending=True)
+    cumulative = torch.softmax(ordered, dim=-1).cumsum(-1)
+    drop = cumulative > top_p
+    # Shift right: the token that crosses the line is kept, and so is the most likely one.
+    drop = torch.cat([torch.zeros_like(drop[..., :1]), drop[..., :-1]], dim=-1)
+    removed = torch.zeros_like(drop).scatter(-1, order, drop)
+    return logits.masked_fill(removed, torch.finfo(logits.dtype).min)
+
+
+def top_k_filter(logits: torch.Tensor, top_k: int) -> torch.Tensor:
+    """Keep the ``top_k`` largest logits (ties with the k-th kept too)."""
+    k = min(top_k, logits.shape[-1])
+    kth = torch.topk(logits, k, dim=-1).values[..., -1:]
+    return logits.masked_fill(logits < kth, torch.finfo(logits.dtype).min)
+
+
+@attrs.frozen(kw_only=True)
+class ClassifierFreeGuidance:
+    """Unsupervised classifier-free guidance: ``ℓ_u + (scale + 1)(ℓ_c − ℓ_u)``.
+
+    Costs one extra forward pass per step (counted). The unconditional input is the
+    canvas with its prompt slots masked (with left-padded prompts, the pads too).
+
+    Attributes:
+        scale: Guidance scale ``s`` (0 disables it).
+    """
+
+    scale: float = attrs.field(default=0.0, validator=non_negative)
+
+    @hookimpl(wrapper=True, trylast=True)
+    def predict(self, state: State):  # type: ignore[no-untyped-def]
+        prediction: Prediction = yield
+        if self.scale == 0:
+            return prediction
+        canvas = state.canvas
+        assert canvas is not None
+        prompt = canvas.columns < canvas.prompt_len[:, None]
+        uncond = state.forward(canvas.tokens.masked_fill(prompt, canvas.mask_id), canvas.length, window=state.window)
+        uncond = uncond.float()
+        return Prediction.greedy(uncond + (self.scale + 1.0) * (prediction.logits - uncond))
+
+
+@attrs.frozen(kw_only=True)
+class SuppressTokens:
+    """Never propose the listed ids: their logits become ``-inf`` before anything else sees them.
+
+    Attributes:
+        ids: Token ids to ban.
+    """
+
+    ids: tuple[int, ...] = attrs.field(converter=lambda v: tuple(sorted({int(i) for i in v})))
+
+    @ids.validator
+    def _check_ids(self, _attribute: attrs.Attribute, value: tuple[int, ...]) -> None:
+        if not value or min(value) < 0:
+            raise ConfigError(f"`ids` must be a non-empty list of token ids >= 0, got {list(value)!r}")
+
+    @hookimpl(wrapper=True)
+    def predict(self, state: State):  # type: ignore[no-untyped-def]
+        prediction: Prediction = yield
+        vocab = prediction.logits.shape[-1]
+        if self.ids[-1] >= vocab:
+            raise ConfigError(f"`ids` {list(self.ids)} holds ids outside the vocabulary [0, {vocab})")
+        if state.canvas is not None and state.canvas.mask_id in self.ids:
+            raise ConfigError(f"`ids` must not hold the mask id {state.canvas.mask_id}")
+        index = torch.tensor(self.ids, device=prediction.logits.device)
+        return Prediction.greedy(prediction.logits.index_fill(-1, index, float("-inf")))
+
+
+@attrs.frozen(kw_only=True)
+class TopPTopK:
+    """Filter the logits to the nucleus ``top_p`` and/or the ``top_k`` most likely ids.
+
+    Attributes:
+        top_p: Nucleus mass in (0, 1] (None or 1: off).
+        top_k: Number of ids kept (None: off).
+    """
+
+    top_p: float | None = attrs.field(default=None, validator=optional(non_negative))
+    top_k: int | None = attrs.field(default=None, validator=optional(int_at_least(1)))
+
+    def __attrs_post_init__(self) -> None:
+        if self.top_p is not None and not 0 < self.top_p <= 1:
+            raise ConfigError(f"`top_p` must be in (0, 1], got {self.top_p!r}")
+        if self.top_p is None and self.top_k is None:
+            raise ConfigError("`TopPTopK` needs `top_p` or `top_k`")
+
+    @hookimpl(wrapper=True)
+    def predict(self, state: State):  # type: ignore[no-untyped-def]
+        prediction: Prediction = yield
+        logits = prediction.logits
+        if self.top_p is not None and self.top_p < 1:
+            logits = top_p_filter(logits, self.top_p)
+        if self.top_k is not None:
+            logits = top_k_filter(logits, self.top_k)
+        return Prediction.greedy(logits)
