@@ -1,0 +1,109 @@
+"""Sweeps: the fixed-length baseline over canvas lengths plus DAEDAL, on one loaded model.
+
+Each configuration is an ordinary resumable run in its own directory
+(``<output>/fixed-<L>``, ``<output>/daedal``); the sweep then writes ``table.md`` and
+``sweep.png`` next to them. A killed sweep resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from daedal.core.errors import ConfigError
+from daedal.eval import report
+from daedal.eval.runner import run_suite
+from daedal.eval.suites.base import Suite
+
+__all__ = ["PAPER_LENGTHS", "sweep"]
+
+#: The baseline lengths of the paper's scripts.
+PAPER_LENGTHS = (32, 64, 128, 256, 512, 1024, 2048)
+
+
+def sweep(
+    engine: Any,
+    suite: Suite,
+    output: str | os.PathLike[str],
+    *,
+    lengths: Sequence[int] = PAPER_LENGTHS,
+    block_length: int = 32,
+    daedal: Sequence[object] | None = (),
+    fixed_policies: Callable[[int], Sequence[object]] | None = None,
+    **run_options: Any,
+) -> list[dict[str, Any]]:
+    """Run the fixed-length baseline at each length, then DAEDAL; write the table and plot.
+
+    Args:
+        engine: An engine whose adapter is reused; its policies are replaced per run.
+        suite: The benchmark.
+        output: Sweep directory.
+        lengths: Canvas lengths of the baseline (steps = length, blocks of ``block_length``).
+        block_length: Baseline block length (cut to the length when longer).
+        daedal: Policies of the DAEDAL run; ``()`` for ``Daedal()`` with the paper's
+            setting, None to skip it.
+        fixed_policies: ``length -> policies`` of the baseline (default: LLaDA decoding).
+        **run_options: Passed to :func:`~daedal.eval.runner.run_suite` (seed, batch_size,
+            model, rank, world_size, barrier, progress...).
+
+    Returns:
+        One row per configuration: ``length`` (None for DAEDAL), ``output``, ``metrics``.
+    """
+    from daedal.eval.build import build_policies, fixed_length_policies
+
+    if not lengths and daedal is None:
+        raise ConfigError("`lengths` is empty and `daedal` is None: nothing to sweep")
+    bad = [n for n in lengths if not isinstance(n, int) or isinstance(n, bool) or n < 1]
+    if bad:
+        raise ConfigError(f"`lengths` must be positive ints, got {bad}")
+    make_fixed = fixed_policies or (lambda n: fixed_length_policies(n, steps=n, block_length=block_length))
+    out = Path(output)
+    configs: list[tuple[int | None, Sequence[object]]] = [(n, make_fixed(n)) for n in lengths]
+    if daedal is not None:
+        configs.append((None, list(daedal) or build_policies(["daedal"])))
+    rows = []
+    for length, policies in configs:
+        name = "daedal" if length is None else f"fixed-{length}"
+        summary = run_suite(
+            engine.with_policies(list(policies)), suite, out / name,
+            description=f"{suite.name} {name}", **run_options,
+        )
+        rows.append({"length": length, "output": str(out / name), "metrics": summary["metrics"]})
+    if run_options.get("rank", 0) == 0:
+        write_report(rows, out, suite=suite.name)
+    return rows
+
+
+def write_report(rows: Sequence[Mapping[str, Any]], output: str | os.PathLike[str], *, suite: str) -> dict[str, Path]:
+    """Write ``table.md``, ``sweep.png`` and ``sweep.json`` into ``output``."""
+    out = Path(output)
+    out.mkdir(parents=True, exist_ok=True)
+    table = out / "table.md"
+    table.write_text(report.markdown_table(rows, suite=suite), encoding="utf-8")
+    plot = report.plot_sweep(rows, out / "sweep.png", title=suite)
+    data = out / "sweep.json"
+    data.write_text(json.dumps(list(rows), indent=2, default=repr) + "\n", encoding="utf-8")
+    return {"table": table, "plot": plot, "data": data}
+
+
+def collect(output: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Rows of an existing sweep directory from its runs' ``summary.json`` files."""
+    out = Path(output)
+    rows = []
+    for summary_path in sorted(out.glob("*/summary.json")):
+        name = summary_path.parent.name
+        if name == "daedal":
+            length = None
+        elif name.startswith("fixed-") and name[6:].isdigit():
+            length = int(name[6:])
+        else:
+            continue
+        summary = json.loads(summary_path.read_text(encoding="utf-8"))
+        rows.append({"length": length, "output": str(summary_path.parent), "metrics": summary["metrics"]})
+    rows.sort(key=lambda r: (r["length"] is None, r["length"] or 0))
+    if not rows:
+        raise ConfigError(f"`output` {str(out)!r} holds no fixed-<L>/ or daedal/ runs with a summary.json")
+    return rows
