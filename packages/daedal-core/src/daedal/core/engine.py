@@ -346,7 +346,9 @@ class Engine:
                 expanded = expanded + expand.where.sum()  # stays on the device: no sync per step
             if remask is not None:
                 progressed = progressed | remask.where.any()
-            if not bool(progressed):
+            # Schedules with steps that may commit nothing (Dream's eps schedule, LLaDA's zero quotas)
+            # opt out of the guard with `allows_idle_steps`; their should_stop bounds the run.
+            if not bool(progressed) and not getattr(unmask_by, "allows_idle_steps", False):
                 raise PolicyError(
                     f"step {step} changed nothing: `select_unmask` of {_describe(unmask_by)} committed no position "
                     "and nothing was expanded; a policy must commit at least one masked position per step",

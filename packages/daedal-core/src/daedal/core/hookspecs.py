@@ -128,7 +128,10 @@ def select_unmask(state: State, prediction: Prediction) -> Unmask | None:
     """Choose which masked positions to commit this step, and to which ids.
 
     Stops at the first non-None result; if every implementation returns None the engine
-    raises :class:`~daedal.core.NoDecisionError`.
+    raises :class:`~daedal.core.NoDecisionError`. A step that changes nothing raises
+    :class:`~daedal.core.PolicyError`, unless the answering policy's class sets
+    ``allows_idle_steps = True`` (a schedule whose steps may commit nothing, and whose
+    ``should_stop`` bounds the run by its step count).
 
     Args:
         state: The run's state with ``state.window`` set.
