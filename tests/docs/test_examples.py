@@ -31,12 +31,16 @@ PYTHON = {"python", "py", "python3"}
 SECONDS_PER_PAGE = 60
 
 
+#: Package READMEs whose examples run too (they are what PyPI shows).
+READMES = [ROOT / "packages" / name / "README.md" for name in ("daedal-core", "daedal-policies")]
+
+
 def _runnable_pages() -> list[Path]:
-    return [p for p in pages() if any(b.lang in PYTHON and not b.skip for b in blocks(p))]
+    return [p for p in [*pages(), *READMES] if any(b.lang in PYTHON and not b.skip for b in blocks(p))]
 
 
 def test_the_docs_have_runnable_examples() -> None:
-    runnable = {p.relative_to(DOCS).as_posix() for p in _runnable_pages()}
+    runnable = {p.relative_to(DOCS).as_posix() for p in _runnable_pages() if p.is_relative_to(DOCS)}
     for page in ("index.md", "tutorial/quickstart.md", "tutorial/first-policy.md", "reference/hooks.md"):
         assert page in runnable, f"{page} has no runnable Python example"
 
@@ -58,7 +62,7 @@ def _run_block(block: Block, namespace: dict, scratch: Path) -> None:
         raise AssertionError(f"the example at {block.where} failed: {type(err).__name__}: {err}") from err
 
 
-@pytest.mark.parametrize("page", _runnable_pages(), ids=lambda p: p.relative_to(DOCS).as_posix())
+@pytest.mark.parametrize("page", _runnable_pages(), ids=lambda p: p.relative_to(ROOT).as_posix())
 def test_examples_run(page: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.syspath_prepend(str(tmp_path))
