@@ -16,6 +16,7 @@ from daedal.policies.bundle import Daedal
 from daedal.policies.eos import eos_confidence
 from daedal.policies.expand import LowConfidenceExpand
 from daedal.policies.length import EosConfidenceLength
+from daedal.policies.llada import LLaDADecoding, LLaDASchedule
 from daedal.policies.padding import LeftPaddedFixedLength
 from daedal.policies.sampling import ClassifierFreeGuidance, SuppressTokens, Temperature, TopPTopK
 from daedal.policies.unmask import BlockPointer, ThresholdUnmask
@@ -26,6 +27,8 @@ __all__ = [
     "ClassifierFreeGuidance",
     "Daedal",
     "EosConfidenceLength",
+    "LLaDADecoding",
+    "LLaDASchedule",
     "LeftPaddedFixedLength",
     "LowConfidenceExpand",
     "SuppressTokens",

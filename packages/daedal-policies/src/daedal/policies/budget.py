@@ -3,9 +3,10 @@
 A :class:`Budget` publishes its limits in the run's stash when the run starts, so that
 other policies can respect them too (DAEDAL's stage 1 stops growing, and never grows a
 row past the new-token cap). Once the forward-pass or time budget is spent, the budget
-takes over the step: every remaining mask is committed at once with its current proposal
-(the mask id never: the best other token), expansion and remasking are switched off, and
-the run ends after that step. ``result.info["budget"]`` names the bound that stopped it.
+takes over the next step: its window is the whole generation region, every remaining mask
+is committed at once with its current proposal (the mask id never: the best other token),
+expansion and remasking are switched off, and the run ends after that step. The step's
+forward pass is the last one the budget allows; a run never stops with masks left. ``result.info["budget"]`` names the bound that stopped it.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import attrs
 import torch
 
-from daedal.core import ConfigError, Expand, Prediction, Remask, RunStarted, State, StashKey, Unmask, hookimpl
+from daedal.core import ConfigError, Expand, Prediction, Remask, RunStarted, State, StashKey, Unmask, Window, hookimpl
 
 from daedal.policies._validate import int_at_least, optional, positive
 from daedal.policies.unmask import commit_all
@@ -33,6 +34,7 @@ BUDGET = StashKey[Limits]()
 #: Set by a length policy when the new-token cap is below its own maximum, so that an
 #: expansion policy blocked by the canvas's maximum length knows the budget bound it.
 CAP_BINDS = StashKey[bool]()
+_FINAL = StashKey[bool]()
 
 
 def spent(state: State, *, reserve: int = 0) -> str | None:
@@ -68,8 +70,10 @@ class Budget:
     """Caps one request's cost; when a cap is reached, finish in one step.
 
     Its decision hooks are ``tryfirst``, so it answers before every other policy wherever
-    it is listed; it defers (returns None) while budget is left. It needs another policy
-    that answers ``select_unmask`` (a decoder such as ``Daedal`` or ``LLaDADecoding``).
+    it is listed; it defers (returns None) while budget is left. List it with a decoder
+    (``Daedal``, ``LLaDADecoding``, ...): since it answers decision hooks, the engine's
+    built-in decoder steps aside. A run needs at least one forward pass per stage (DAEDAL:
+    one stage-1 probe and one step), so a smaller cap is exceeded by that minimum.
 
     Attributes:
         max_new_tokens: Cap on each row's generation slots. Length policies that read the
@@ -108,22 +112,33 @@ class Budget:
         return False
 
     @hookimpl(tryfirst=True)
-    def select_unmask(self, state: State, prediction: Prediction) -> Unmask | None:
-        name = spent(state)  # this step's forward pass is already counted
-        if name is None:
+    def select_window(self, state: State) -> Window | None:
+        # Decided before the step's forward pass: if it is the last one the budget allows,
+        # this step takes the whole generation region and commits every mask.
+        bound = spent(state, reserve=1)
+        if bound is None:
             return None
-        mark(state, name)
+        mark(state, bound)
+        state.stash[_FINAL] = True
+        canvas = state.canvas
+        assert canvas is not None
+        return Window.whole(canvas.prompt_len, canvas.length)
+
+    @hookimpl(tryfirst=True)
+    def select_unmask(self, state: State, prediction: Prediction) -> Unmask | None:
+        if not state.stash.get(_FINAL, False):
+            return None
         assert state.canvas is not None
         return commit_all(state.canvas, prediction)
 
     @hookimpl(tryfirst=True)
     def select_expand(self, state: State, prediction: Prediction, unmask: Unmask) -> Expand | None:
-        if spent(state) is None:
+        if not state.stash.get(_FINAL, False):
             return None
         return Expand(where=torch.zeros_like(unmask.where), factor=1)
 
     @hookimpl(tryfirst=True)
     def select_remask(self, state: State, prediction: Prediction, unmask: Unmask) -> Remask | None:
-        if spent(state) is None:
+        if not state.stash.get(_FINAL, False):
             return None
         return Remask(where=torch.zeros_like(unmask.where))
