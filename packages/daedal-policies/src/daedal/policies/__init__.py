@@ -13,6 +13,7 @@ Example::
 
 from daedal.policies.budget import Budget
 from daedal.policies.bundle import Daedal
+from daedal.policies.dream import DreamDecoding, DreamUnmask
 from daedal.policies.eos import eos_confidence
 from daedal.policies.expand import LowConfidenceExpand
 from daedal.policies.length import EosConfidenceLength
@@ -26,6 +27,8 @@ __all__ = [
     "Budget",
     "ClassifierFreeGuidance",
     "Daedal",
+    "DreamDecoding",
+    "DreamUnmask",
     "EosConfidenceLength",
     "LLaDADecoding",
     "LLaDASchedule",
