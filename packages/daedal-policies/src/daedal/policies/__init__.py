@@ -16,6 +16,7 @@ from daedal.policies.bundle import Daedal
 from daedal.policies.dream import DreamDecoding, DreamUnmask
 from daedal.policies.eos import eos_confidence
 from daedal.policies.expand import LowConfidenceExpand
+from daedal.policies.fast_dllm import FastDllm, ParallelUnmask
 from daedal.policies.length import EosConfidenceLength
 from daedal.policies.llada import LLaDADecoding, LLaDASchedule
 from daedal.policies.padding import LeftPaddedFixedLength
@@ -30,10 +31,12 @@ __all__ = [
     "DreamDecoding",
     "DreamUnmask",
     "EosConfidenceLength",
+    "FastDllm",
     "LLaDADecoding",
     "LLaDASchedule",
     "LeftPaddedFixedLength",
     "LowConfidenceExpand",
+    "ParallelUnmask",
     "SuppressTokens",
     "Temperature",
     "ThresholdUnmask",

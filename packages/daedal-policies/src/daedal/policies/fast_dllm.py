@@ -1,0 +1,116 @@
+"""Fast-dLLM's parallel decoding (``baselines.md`` c.1): several tokens per step inside a block.
+
+Blocks are decoded in order (the :class:`~daedal.policies.BlockPointer` window); in the
+current block every step commits
+
+* ``threshold``: the most confident masked slot, plus every other masked slot with
+  confidence ``>= threshold``;
+* ``factor``: with the masked slots' confidences sorted, ``c_0 >= c_1 >= ...``, the first
+  ``n`` slots, where ``n`` is the first index ``j >= 1`` with ``c_j < 1 - factor / (j + 2)``
+  -- except that a first failure at the last slot, or none, commits every slot (the
+  reference's loop bound, kept as is).
+
+Confidences are softmax probabilities in fp64 as in the reference; proposals may come from
+a Gumbel temperature wrapper. A block takes as many steps as it needs, so the forward-pass
+count is data-dependent. Ties go to the lowest column. The prefix and dual KV caches
+(c.2, c.3) are adapter features and not part of these policies.
+"""
+
+from __future__ import annotations
+
+import attrs
+import torch
+
+from daedal.core import ConfigError, FixedLength, GumbelTemperature, Prediction, State, Unmask, hookimpl
+
+from daedal.policies._validate import int_at_least, non_negative, optional, positive, unit_interval
+from daedal.policies.unmask import BlockPointer, first_true
+
+
+def _ranks(score: torch.Tensor) -> torch.Tensor:
+    """Rank of each column by descending score (0 = best; ties: lowest column first)."""
+    order = torch.sort(score, dim=1, descending=True, stable=True).indices
+    ranks = torch.empty_like(order)
+    ranks.scatter_(1, order, torch.arange(order.shape[1], device=order.device).expand_as(order))
+    return ranks
+
+
+@attrs.frozen(kw_only=True)
+class ParallelUnmask:
+    """Fast-dLLM's confidence-threshold or factor-based parallel unmasking within the window.
+
+    Attributes:
+        threshold: Commit every slot with confidence ``>= threshold`` (and always the best one).
+        factor: Factor-based rule instead (see the module); set exactly one of the two.
+    """
+
+    threshold: float | None = attrs.field(default=0.9, validator=optional(unit_interval))
+    factor: float | None = attrs.field(default=None, validator=optional(positive))
+
+    def __attrs_post_init__(self) -> None:
+        if (self.threshold is None) == (self.factor is None):
+            raise ConfigError(
+                f"set exactly one of `threshold` ({self.threshold!r}) and `factor` ({self.factor!r}): "
+                "e.g. threshold=0.9, or factor=1.0 with threshold=None"
+            )
+
+    @hookimpl
+    def select_unmask(self, state: State, prediction: Prediction) -> Unmask:
+        canvas, window = state.canvas, state.window
+        assert canvas is not None and window is not None
+        candidates = canvas.masked & window.mask(canvas.width)
+        logits = prediction.logits.double()
+        picked = logits.gather(-1, prediction.tokens.unsqueeze(-1)).squeeze(-1)
+        conf = torch.exp(picked - torch.logsumexp(logits, -1))
+        score = conf.masked_fill(~candidates, float("-inf"))
+        ranks = _ranks(score)
+        if self.threshold is not None:
+            where = candidates & ((ranks == 0) | (conf >= self.threshold))
+        else:
+            ordered = torch.sort(score, dim=1, descending=True, stable=True).values
+            index = torch.arange(ordered.shape[1], device=ordered.device)
+            count = candidates.sum(1)
+            bar = 1 - self.factor / (index + 2).double()
+            fails = (index >= 1) & (index < count[:, None]) & (ordered < bar)
+            first = first_true(fails)
+            n = torch.where(first >= count - 1, count, first)
+            where = candidates & (ranks < n[:, None])
+        return Unmask(where=where & (prediction.tokens != canvas.mask_id), tokens=prediction.tokens)
+
+
+@attrs.frozen(kw_only=True)
+class FastDllm:
+    """Fast-dLLM's ``generate(gen_length, block_length, temperature, threshold, factor)`` without caches.
+
+    Attributes:
+        gen_length: Generation slots per row.
+        block_length: Block size (must divide ``gen_length``).
+        threshold: Confidence threshold (default 0.9); None when ``factor`` is used.
+        factor: Factor of the factor-based rule (None: threshold rule).
+        temperature: Gumbel-max temperature (fp64 noise, as the reference).
+    """
+
+    gen_length: int = attrs.field(default=256, validator=int_at_least(1))
+    block_length: int = attrs.field(default=32, validator=int_at_least(1))
+    threshold: float | None = attrs.field(default=0.9, validator=optional(unit_interval))
+    factor: float | None = attrs.field(default=None, validator=optional(positive))
+    temperature: float = attrs.field(default=0.0, validator=non_negative)
+
+    def __attrs_post_init__(self) -> None:
+        if self.gen_length % self.block_length:
+            raise ConfigError(
+                f"`block_length` {self.block_length} does not divide `gen_length` {self.gen_length}: "
+                "choose a block length that divides the generation length"
+            )
+        self.parts()
+
+    def parts(self) -> list[object]:
+        """The policies this bundle stands for."""
+        parts: list[object] = [
+            FixedLength(gen_length=self.gen_length),
+            BlockPointer(block_length=self.block_length),
+            ParallelUnmask(threshold=self.threshold, factor=self.factor),
+        ]
+        if self.temperature > 0:
+            parts.append(GumbelTemperature(temperature=self.temperature, precision="float64"))
+        return parts
