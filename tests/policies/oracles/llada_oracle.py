@@ -68,7 +68,10 @@ def llada_reference(
                 for i in range(batch):
                     un[i, : plen[i]] = mask_id
                 un_logits = forward(un)
-                logits = un_logits + (cfg_scale + 1) * (logits - un_logits)
+                guided = un_logits + (cfg_scale + 1) * (logits - un_logits)
+                # Real models have finite logits; the toy's -inf mask logit must stay -inf, not NaN.
+                finite = torch.isfinite(logits) & torch.isfinite(un_logits)
+                logits = torch.where(finite, guided, torch.minimum(logits, un_logits))
             if temperature > 0:
                 l = logits.to(dtype)
                 u = torch.rand(l.shape, generator=generator, dtype=dtype)

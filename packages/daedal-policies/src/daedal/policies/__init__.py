@@ -20,6 +20,7 @@ from daedal.policies.fast_dllm import FastDllm, ParallelUnmask
 from daedal.policies.length import EosConfidenceLength
 from daedal.policies.llada import LLaDADecoding, LLaDASchedule
 from daedal.policies.padding import LeftPaddedFixedLength
+from daedal.policies.refine import Refine
 from daedal.policies.sampling import ClassifierFreeGuidance, SuppressTokens, Temperature, TopPTopK
 from daedal.policies.unmask import BlockPointer, ThresholdUnmask
 
@@ -37,6 +38,7 @@ __all__ = [
     "LeftPaddedFixedLength",
     "LowConfidenceExpand",
     "ParallelUnmask",
+    "Refine",
     "SuppressTokens",
     "Temperature",
     "ThresholdUnmask",

@@ -73,7 +73,11 @@ class ClassifierFreeGuidance:
         prompt = canvas.columns < canvas.prompt_len[:, None]
         uncond = state.forward(canvas.tokens.masked_fill(prompt, canvas.mask_id), canvas.length, window=state.window)
         uncond = uncond.float()
-        return Prediction.greedy(uncond + (self.scale + 1.0) * (prediction.logits - uncond))
+        cond = prediction.logits
+        guided = uncond + (self.scale + 1.0) * (cond - uncond)
+        # A logit that is -inf on either side (a banned or impossible id) stays -inf instead of NaN.
+        finite = torch.isfinite(cond) & torch.isfinite(uncond)
+        return Prediction.greedy(torch.where(finite, guided, torch.minimum(cond, uncond)))
 
 
 @attrs.frozen(kw_only=True)
