@@ -50,8 +50,10 @@ def _pin_torch(session: nox.Session, version: str = TORCH) -> None:
     index = os.environ.get("TORCH_INDEX_URL")  # e.g. a CPU-only wheel index for the matrix
     session.install(requirement, *(["--extra-index-url", index] if index else []))
     constraints = Path(session.create_tmp()) / "torch-constraint.txt"
-    installed = session.run("python", "-c", "import torch; print(torch.__version__.split('+')[0])", silent=True)
-    constraints.write_text(f"torch=={str(installed).strip()}\n", encoding="utf-8")
+    # Read the version from the metadata: importing torch would print warnings into the output.
+    query = "import importlib.metadata as m; print(m.version('torch').split('+')[0])"
+    installed = str(session.run("python", "-c", query, silent=True)).strip().splitlines()[-1]
+    constraints.write_text(f"torch=={installed}\n", encoding="utf-8")
     session.env["PIP_CONSTRAINT"] = str(constraints)
 
 

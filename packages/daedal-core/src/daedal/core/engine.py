@@ -6,7 +6,7 @@ import os
 import time
 import warnings
 from collections.abc import Iterable, Sequence
-from typing import Any, Callable
+from typing import Any, Callable, cast
 
 import attrs
 import pluggy
@@ -230,7 +230,7 @@ class Engine:
         if texts:
             if not hasattr(self.adapter, "encode"):
                 raise ConfigError("`prompts` holds text but the adapter cannot encode: pass token ids")
-            for (i, _), ids in zip(texts, self.adapter.encode([p for _, p in texts])):
+            for (i, _), ids in zip(texts, self.adapter.encode([cast(PromptText, p) for _, p in texts])):
                 out[i] = list(ids)
         for i, p in enumerate(prompts):
             if out[i] is None:
@@ -238,20 +238,20 @@ class Engine:
                     p = p.tolist()
                 if not all(isinstance(t, int) and not isinstance(t, bool) for t in p):
                     raise ConfigError(f"`prompts[{i}]` must be text or a list of token ids, got {p!r:.80}")
-                out[i] = list(p)
+                out[i] = list(cast(Sequence[int], p))
         vocab = getattr(self.adapter, "vocab_size", None)
         max_len = getattr(self.adapter, "max_length", None)
-        for i, ids in enumerate(out):
-            assert ids is not None
-            if len(ids) == 0:
+        for i, row in enumerate(out):
+            assert row is not None
+            if len(row) == 0:
                 raise ConfigError(f"`prompts[{i}]` is empty: every prompt needs at least one token")
-            if max_len is not None and len(ids) >= max_len:
+            if max_len is not None and len(row) >= max_len:
                 raise ConfigError(
-                    f"`prompts[{i}]` has {len(ids)} tokens, the model accepts at most {max_len} in all: "
+                    f"`prompts[{i}]` has {len(row)} tokens, the model accepts at most {max_len} in all: "
                     "shorten the prompt"
                 )
-            if vocab is not None and (min(ids) < 0 or max(ids) >= vocab):
-                raise ConfigError(f"`prompts[{i}]` holds ids outside the vocabulary [0, {vocab}): {ids!r:.80}")
+            if vocab is not None and (min(row) < 0 or max(row) >= vocab):
+                raise ConfigError(f"`prompts[{i}]` holds ids outside the vocabulary [0, {vocab}): {row!r:.80}")
         return out  # type: ignore[return-value]
 
     def generate(

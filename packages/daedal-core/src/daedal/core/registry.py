@@ -42,7 +42,8 @@ def available(kind: str) -> dict[str, Available]:
     """Installed entry points of ``kind``, by name. Imports nothing from them."""
     found: dict[str, Available] = {}
     for ep in metadata.entry_points(group=_group(kind)):
-        dist = ep.dist.name if getattr(ep, "dist", None) is not None else None
+        owner = getattr(ep, "dist", None)
+        dist = owner.name if owner is not None else None
         if ep.name in found and found[ep.name].target != ep.value:
             raise PluginError(
                 f"two distributions provide the {kind} name {ep.name!r}: {found[ep.name].distribution} "

@@ -20,6 +20,8 @@ particular model or prompt shape.
 
 from __future__ import annotations
 
+from typing import Any
+
 import attrs
 import pytest
 import torch
@@ -46,7 +48,7 @@ class PolicyContract:
         """A ragged batch of prompts."""
         return [[5, 6, 7, 8], [9, 10], [11, 12, 13, 14, 15, 16], [20]]
 
-    def run(self, policy: object, adapter: object, prompts: list[list[int]], seed: int = 0):  # type: ignore[no-untyped-def]
+    def run(self, policy: object, adapter: Any, prompts: list[list[int]], seed: int = 0):  # type: ignore[no-untyped-def]
         return Engine(adapter, [policy]).generate(prompts, seed=seed, record=True)
 
     def test_implements_hooks(self, policy: object) -> None:
@@ -57,15 +59,16 @@ class PolicyContract:
 
     def test_is_an_immutable_value(self, policy: object) -> None:
         for part in flatten_policies([policy]):
-            if attrs.has(type(part)):
-                rebuilt = type(part)(**{f.name: getattr(part, f.name) for f in attrs.fields(type(part)) if f.init})
+            cls: Any = type(part)
+            if attrs.has(cls):
+                rebuilt = cls(**{f.name: getattr(part, f.name) for f in attrs.fields(cls) if f.init})
                 assert rebuilt == part, "rebuilding the policy from its fields gives a different value"
-                fields = attrs.fields(type(part))
+                fields = attrs.fields(cls)
                 if fields:
                     with pytest.raises(attrs.exceptions.FrozenInstanceError):
                         setattr(part, fields[0].name, getattr(part, fields[0].name))
 
-    def test_runs_to_completion_with_legal_decisions(self, policy: object, adapter: object, prompts: list[list[int]]) -> None:
+    def test_runs_to_completion_with_legal_decisions(self, policy: object, adapter: Any, prompts: list[list[int]]) -> None:
         result = self.run(policy, adapter, prompts)
         assert len(result.tokens) == len(prompts)
         mask_id = adapter.mask_id  # type: ignore[attr-defined]
@@ -76,26 +79,26 @@ class PolicyContract:
             assert final.rows()[b][: len(p)] == p or int(final.prompt_len[b]) >= len(p), "the prompt changed"
         assert result.stats.forward_passes >= 1
 
-    def test_deterministic_for_a_seed(self, policy: object, adapter: object, prompts: list[list[int]]) -> None:
+    def test_deterministic_for_a_seed(self, policy: object, adapter: Any, prompts: list[list[int]]) -> None:
         a = self.run(policy, adapter, prompts, seed=7)
         b = self.run(policy, adapter, prompts, seed=7)
         assert a.tokens == b.tokens
         assert a.stats.forward_passes == b.stats.forward_passes
 
-    def test_stateless_across_runs(self, policy: object, adapter: object, prompts: list[list[int]]) -> None:
+    def test_stateless_across_runs(self, policy: object, adapter: Any, prompts: list[list[int]]) -> None:
         engine = Engine(adapter, [policy])
         first = engine.generate(prompts[:2], seed=1)
         engine.generate(prompts[2:], seed=2)
         again = engine.generate(prompts[:2], seed=1)
         assert first.tokens == again.tokens, "a run's output depends on an earlier run: keep per-run data in state.stash"
 
-    def test_trace_replays_to_the_result(self, policy: object, adapter: object, prompts: list[list[int]]) -> None:
+    def test_trace_replays_to_the_result(self, policy: object, adapter: Any, prompts: list[list[int]]) -> None:
         result = self.run(policy, adapter, prompts)
         frames = list(result.trace.frames())
         assert frames, "no canvas was recorded"
         assert frames[-1].rows == result.canvas.rows()
 
-    def test_decisions_stay_in_the_window(self, policy: object, adapter: object, prompts: list[list[int]]) -> None:
+    def test_decisions_stay_in_the_window(self, policy: object, adapter: Any, prompts: list[list[int]]) -> None:
         windows: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
         from daedal.core.hookspecs import hookimpl
 
