@@ -72,14 +72,34 @@ def _daedal(**params: Any) -> list[object]:
 _BUILTIN = {"daedal": _daedal, "llada-decoding": fixed_length_policies, "fixed": fixed_length_policies}
 
 
-def build_policies(specs: Sequence[str | object]) -> list[object]:
-    """Policies from specs (strings) or already built policy objects, in order."""
+def model_daedal_defaults(model: str) -> dict[str, Any]:
+    """DAEDAL parameters a model recommends: the bundled model's ``daedal.json``, else none."""
+    if model != "bundled":
+        return {}
+    try:
+        from daedal.models import bundled
+
+        return dict(bundled.daedal_settings())
+    except Exception:  # no checkpoint shipped yet: the paper's defaults apply
+        return {}
+
+
+def build_policies(specs: Sequence[str | object], *, daedal_defaults: Mapping[str, Any] | None = None) -> list[object]:
+    """Policies from specs (strings) or already built policy objects, in order.
+
+    Args:
+        specs: ``name`` / ``name:key=value,...`` strings or policy objects.
+        daedal_defaults: Parameters for ``daedal`` that the spec does not set (e.g. the
+            bundled model's recommended lengths).
+    """
     out: list[object] = []
     for spec in specs:
         if not isinstance(spec, str):
             out.append(spec)
             continue
         name, params = parse_spec(spec)
+        if name == "daedal" and daedal_defaults:
+            params = {**daedal_defaults, **params}
         from daedal.core import registry
 
         if name in registry.available("policies"):

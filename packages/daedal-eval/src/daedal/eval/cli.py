@@ -154,11 +154,12 @@ def _print_summary(summary: dict[str, Any]) -> None:
 @_guarded
 def _cmd_run(args: argparse.Namespace) -> int:
     from daedal.core import Engine, EngineConfig
-    from daedal.eval.build import build_policies
+    from daedal.eval.build import build_policies, model_daedal_defaults
     from daedal.eval.runner import run_suite
 
     suite, shard, adapter, model = _setup(args)
-    engine = Engine(adapter, build_policies(args.policy or ["daedal"]), config=EngineConfig(seed=args.seed))
+    policies = build_policies(args.policy or ["daedal"], daedal_defaults=model_daedal_defaults(args.model))
+    engine = Engine(adapter, policies, config=EngineConfig(seed=args.seed))
     summary = run_suite(
         engine, suite, args.output, seed=args.seed, batch_size=args.batch_size, model=model,
         rank=shard.rank, world_size=shard.world_size, barrier=shard.barrier,
@@ -172,7 +173,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 @_guarded
 def _cmd_sweep(args: argparse.Namespace) -> int:
     from daedal.core import Engine, EngineConfig
-    from daedal.eval.build import build_policies
+    from daedal.eval.build import build_policies, model_daedal_defaults
     from daedal.eval.sweep import PAPER_LENGTHS, sweep
 
     suite, shard, adapter, model = _setup(args)
@@ -180,7 +181,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     rows = sweep(
         engine, suite, args.output,
         lengths=args.lengths or PAPER_LENGTHS, block_length=args.block_length,
-        daedal=None if args.no_daedal else build_policies([args.daedal]),
+        daedal=None if args.no_daedal else build_policies([args.daedal], daedal_defaults=model_daedal_defaults(args.model)),
         seed=args.seed, batch_size=args.batch_size, model=model,
         rank=shard.rank, world_size=shard.world_size, barrier=shard.barrier,
         progress=not args.no_progress, overwrite=args.overwrite,
