@@ -261,3 +261,12 @@ def test_reference_mode_left_pads_prompts_with_eos_and_returns_only_the_generati
     assert all(row[-4:] == [eos] * 4 for row in start["rows"])
     assert result.canvas.pad_id == eos
     assert result.tokens == [row[3:] for row in result.canvas.rows()]
+
+
+def test_eos_argmax_follows_argmax_tie_order():
+    from daedal.policies.eos import eos_argmax
+
+    logits = torch.tensor([[[2.0, 2.0, 0.0], [0.0, 2.0, 2.0], [1.0, 0.0, 0.5]]])
+    # Column 0: id 0 ties with EOS (1) and wins; column 1: EOS ties with id 2 and wins.
+    assert eos_argmax(logits, 1).tolist() == [[False, True, False]]
+    assert torch.equal(eos_argmax(logits, 1), logits.argmax(-1) == 1)

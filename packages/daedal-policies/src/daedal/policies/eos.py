@@ -33,16 +33,28 @@ def eos_confidence(
         log_normalizer: ``[B, T]`` log-sum-exp of ``logits`` if already computed.
         argmax: ``[B, T]`` raw argmax of ``logits`` if already computed.
     """
-    if argmax is None:
-        argmax = logits.argmax(-1)
     if log_normalizer is None:
         log_normalizer = torch.logsumexp(logits, -1)
     cols = torch.arange(logits.shape[1], device=logits.device)
     scanned = (cols >= start[:, None]) & (cols < end[:, None])
-    is_eos = (argmax == eos_id) & scanned
+    is_eos = (eos_argmax(logits, eos_id) if argmax is None else argmax == eos_id) & scanned
     counts = is_eos.long()
     # How many EOS-argmax positions lie at or after each column: a reversed cumulative count.
     from_right = counts.sum(1, keepdim=True) - counts.cumsum(1) + counts
     kept = is_eos & (from_right <= window)
     p_eos = torch.exp(logits[..., eos_id] - log_normalizer)
     return torch.where(kept, p_eos, torch.zeros_like(p_eos)).sum(1) / window
+
+
+def eos_argmax(logits: torch.Tensor, eos_id: int) -> torch.Tensor:
+    """``[B, T]``: whether ``logits.argmax(-1) == eos_id``, without a full argmax.
+
+    A max-reduction is much cheaper than an argmax on some backends. ``argmax`` returns the
+    lowest id among ties, so EOS is the argmax only if it reaches the maximum and no lower
+    id does.
+    """
+    top = logits.amax(-1, keepdim=True)
+    hit = logits[..., eos_id] == top[..., 0]
+    if eos_id > 0:
+        hit = hit & ~(logits[..., :eos_id] == top).any(-1)
+    return hit
