@@ -101,3 +101,35 @@ def test_every_error_class_default_code_is_documented() -> None:
         code = getattr(cls, "code", None)
         if code is not None:
             assert code in codes, f"{cls.__name__}.code = {code!r} is not an ErrorCode"
+
+
+ENTRY_POINTS_PAGE = DOCS / "reference" / "entry-points.md"
+
+
+def _declared_entry_points() -> list[tuple[str, str]]:
+    """(group, name) of every entry point the four packages declare in their pyproject.toml."""
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        tomllib = pytest.importorskip("tomli")
+
+    from tests.docs.conftest import ROOT
+
+    found = []
+    for pyproject in sorted((ROOT / "packages").glob("*/pyproject.toml")):
+        project = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]
+        for group, entries in project.get("entry-points", {}).items():
+            found.extend((group, name) for name in entries)
+        found.extend(("console_scripts", name) for name in project.get("scripts", {}))
+    return found
+
+
+def test_entry_points_are_found() -> None:
+    assert ("daedal.policies", "fixed-length") in _declared_entry_points()
+
+
+@pytest.mark.parametrize("group,name", _declared_entry_points())
+def test_entry_point_is_documented(group: str, name: str) -> None:
+    text = ENTRY_POINTS_PAGE.read_text(encoding="utf-8")
+    section = text if group == "console_scripts" else text.split(f"### {group}", 1)[-1].split("\n### ", 1)[0]
+    assert f"`{name}`" in section, f"docs/reference/entry-points.md does not list `{name}` under {group}"
