@@ -87,6 +87,9 @@ class EosConfidenceLength:
             device=torch.device(adapter.device),
         )
         check_fits(state, prompts, self.max_gen_length, "max_gen_length")
+        if getattr(adapter, "family", "") == "Dream":
+            # The official DAEDAL code is LLaDA-only (daedal.md §12): nothing to verify Dream runs against.
+            state.report["reference_verifiable"] = False
         cap = self._cap(state)
         length = torch.full_like(prompts.prompt_len, self.initial_gen_length)
         stopped = torch.zeros_like(length, dtype=torch.bool)
