@@ -31,10 +31,11 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from daedal.core import Engine  # noqa: E402
-from daedal.policies import Daedal  # noqa: E402
 from tests.policies.oracles.daedal_oracle import daedal_reference  # noqa: E402
 from tests.policies.oracles.models import toy_adapter  # noqa: E402
+
+from daedal.core import Engine  # noqa: E402
+from daedal.policies import Daedal  # noqa: E402
 
 PARAMS = dict(
     initial_gen_length=32,

@@ -13,7 +13,7 @@ def state_for(canvas: Canvas, adapter: FakeAdapter | None = None, window: Window
     return State(
         adapter=adapter or FakeAdapter(vocab_size=canvas_vocab(canvas)),
         config=EngineConfig(),
-        prompts=[row[: int(p)] for row, p in zip(canvas.rows(), canvas.prompt_len.tolist())],
+        prompts=[row[: int(p)] for row, p in zip(canvas.rows(), canvas.prompt_len.tolist(), strict=False)],
         canvas=canvas,
         window=window if window is not None else Window.whole(canvas.prompt_len, canvas.length),
         step=step,

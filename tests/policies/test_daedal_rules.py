@@ -5,11 +5,18 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tests.policies._helpers import canvas_of, peaked, prediction_from_probs, state_for
 from daedal.core import Engine, Unmask, Window
 from daedal.core.testing import FakeAdapter
+from daedal.policies import (
+    BlockPointer,
+    Daedal,
+    EosConfidenceLength,
+    LowConfidenceExpand,
+    ThresholdUnmask,
+    eos_confidence,
+)
+from tests.policies._helpers import canvas_of, peaked, prediction_from_probs, state_for
 from tests.policies.oracles.models import toy_adapter
-from daedal.policies import BlockPointer, Daedal, EosConfidenceLength, LowConfidenceExpand, ThresholdUnmask, eos_confidence
 
 V = 8
 MASK = V - 1
@@ -237,7 +244,8 @@ def test_stage1_batch_maximum_test_in_reference_mode_and_per_row_stop_by_default
     # Row 5 needs 24 slots; row 6 is confident at 8 slots but only without padding.
     adapter = _eos_when_long({5: 24, 6: 8}, padding_sensitive={6})
     common = dict(initial_gen_length=8, max_gen_length=64, expansion_factor=8, eos_check_tokens=8)
-    policies = lambda ref: [EosConfidenceLength(**common, reference_compat=ref), ThresholdUnmask(threshold=0.5)]
+    def policies(ref):
+        return [EosConfidenceLength(**common, reference_compat=ref), ThresholdUnmask(threshold=0.5)]
     ref = Engine(adapter, policies=policies(True)).generate([[5], [6]])
     # Reference: row 6 stops at 8, resumes once padding appears, and grows while row 5 grows;
     # once row 5 stops, row 6 (16) would grow to 24 <= the batch maximum 24: the loop ends (Q2).

@@ -14,8 +14,7 @@ from __future__ import annotations
 import attrs
 import torch
 
-from daedal.core import ConfigError, Expand, Prediction, Remask, RunStarted, State, StashKey, Unmask, Window, hookimpl
-
+from daedal.core import ConfigError, Expand, Prediction, Remask, RunStarted, StashKey, State, Unmask, Window, hookimpl
 from daedal.policies._validate import int_at_least, optional, positive
 from daedal.policies.unmask import commit_all
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import attrs
 
 from daedal.core import ConfigError, GumbelTemperature
-
 from daedal.policies._validate import boolean, int_at_least, non_negative, unit_interval
 from daedal.policies.expand import LowConfidenceExpand
 from daedal.policies.length import EosConfidenceLength

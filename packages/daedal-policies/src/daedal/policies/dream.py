@@ -36,7 +36,6 @@ import torch
 
 from daedal.core import ConfigError, FixedLength, Prediction, State, Unmask, hookimpl
 from daedal.core.defaults import top_k_unmask
-
 from daedal.policies._validate import int_at_least, non_negative, one_of, optional
 from daedal.policies.sampling import top_k_filter, top_p_filter
 

@@ -15,10 +15,8 @@ By default a row inserts only when the whole block fits, so nothing is ever cut.
 from __future__ import annotations
 
 import attrs
-import torch
 
 from daedal.core import Expand, Prediction, State, Unmask, hookimpl
-
 from daedal.policies._validate import boolean, int_at_least, unit_interval
 from daedal.policies.budget import CAP_BINDS, mark
 from daedal.policies.eos import eos_confidence

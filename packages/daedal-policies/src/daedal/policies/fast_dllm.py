@@ -22,7 +22,6 @@ import attrs
 import torch
 
 from daedal.core import ConfigError, FixedLength, GumbelTemperature, Prediction, State, Unmask, hookimpl
-
 from daedal.policies._validate import int_at_least, non_negative, optional, positive, unit_interval
 from daedal.policies.unmask import BlockPointer, first_true
 
@@ -70,6 +69,7 @@ class ParallelUnmask:
             ordered = torch.sort(score, dim=1, descending=True, stable=True).values
             index = torch.arange(ordered.shape[1], device=ordered.device)
             count = candidates.sum(1)
+            assert self.factor is not None  # checked in __attrs_post_init__
             bar = 1 - self.factor / (index + 2).double()
             fails = (index >= 1) & (index < count[:, None]) & (ordered < bar)
             first = first_true(fails)

@@ -22,7 +22,6 @@ import attrs
 import torch
 
 from daedal.core import Canvas, ConfigError, LengthChanged, State, hookimpl
-
 from daedal.policies._validate import boolean, int_at_least, optional, unit_interval
 from daedal.policies.budget import CAP_BINDS, mark, new_token_cap, spent
 from daedal.policies.eos import eos_confidence

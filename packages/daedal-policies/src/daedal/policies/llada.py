@@ -15,12 +15,11 @@ of the core's ``FixedLength``, ``SemiAutoregressive`` and ``GumbelTemperature``,
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import attrs
 
 from daedal.core import ConfigError, FixedLength, GumbelTemperature, SemiAutoregressive
-
 from daedal.policies._validate import boolean, int_at_least, non_negative, one_of
 from daedal.policies.padding import LeftPaddedFixedLength
 from daedal.policies.sampling import ClassifierFreeGuidance
@@ -58,7 +57,9 @@ class LLaDADecoding:
     block_length: int = attrs.field(default=128, validator=int_at_least(1))
     temperature: float = attrs.field(default=0.0, validator=non_negative)
     cfg_scale: float = attrs.field(default=0.0, validator=non_negative)
-    remasking: str = attrs.field(default="low_confidence", validator=one_of("low_confidence", "random"))
+    remasking: Literal["low_confidence", "random"] = attrs.field(
+        default="low_confidence", validator=one_of("low_confidence", "random")
+    )
     reference_compat: bool = attrs.field(default=False, validator=boolean)
 
     def __attrs_post_init__(self) -> None:
@@ -93,7 +94,7 @@ class LLaDADecoding:
             LLaDASchedule(block_length=self.block_length, steps=self.total_steps, remasking=self.remasking),
         ]
         if self.temperature > 0:
-            precision = "float32" if self.reference_compat else "float64"
+            precision: Literal["float64", "float32"] = "float32" if self.reference_compat else "float64"
             parts.append(GumbelTemperature(temperature=self.temperature, precision=precision))
         if self.cfg_scale > 0:
             parts.append(ClassifierFreeGuidance(scale=self.cfg_scale))

@@ -16,8 +16,7 @@ from __future__ import annotations
 import attrs
 import torch
 
-from daedal.core import Prediction, Remask, State, StashKey, Unmask, hookimpl
-
+from daedal.core import Prediction, Remask, StashKey, State, Unmask, hookimpl
 from daedal.policies._validate import int_at_least, one_of
 
 _DONE = StashKey[torch.Tensor]()

@@ -19,13 +19,10 @@ transformed distribution; temperature, outermost, samples from it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import attrs
 import torch
 
 from daedal.core import ConfigError, GumbelTemperature, Prediction, State, hookimpl
-
 from daedal.policies._validate import int_at_least, non_negative, optional
 
 #: Gumbel-max temperature sampling (LLaDA/DAEDAL's), from the core.

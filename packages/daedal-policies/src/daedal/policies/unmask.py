@@ -19,7 +19,6 @@ import attrs
 import torch
 
 from daedal.core import Canvas, Prediction, State, Unmask, Window, hookimpl
-
 from daedal.policies._validate import int_at_least, unit_interval
 
 
