@@ -32,7 +32,7 @@ SECONDS_PER_PAGE = 120  # generous: CI machines are shared; a page should take s
 
 
 #: Package READMEs whose examples run too (they are what PyPI shows).
-READMES = [ROOT / "packages" / name / "README.md" for name in ("daedal-core", "daedal-policies")]
+READMES = [ROOT / "packages" / name / "README.md" for name in ("daedal-core",)]
 
 
 def _runnable_pages() -> list[Path]:
