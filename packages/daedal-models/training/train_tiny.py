@@ -5,8 +5,8 @@ instruction tasks of :mod:`daedal.models.bundled.tasks`:
 
 * Each sample is ``prompt | answer <|eot_id|> <|endoftext|> * pad``, the prompt rendered
   with LLaDA's chat template exactly as the LLaDA adapter encodes it. The generation
-  length (answer + EOT + EOS padding) is drawn per sample: half the samples get a short
-  tail (0-24 EOS), half a uniform total length up to ``--max-gen``, so the model sees
+  length (answer + EOT + EOS padding) is drawn per sample: most samples get a short
+  tail (0-24 EOS), 35 % a uniform total length up to ``--max-gen``, so the model sees
   canvases of every length and learns to put EOS on every slot past the answer, the
   signal DAEDAL's length adjustment listens to.
 * The prompt is never masked. Every generation slot is masked independently with
@@ -60,18 +60,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--work", type=Path, default=Path("runs/train_tiny"), help="periodic checkpoints and log")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--steps", type=int, default=3000)
+    p.add_argument("--stop-at", type=int, default=None,
+                   help="stop after this many steps of the --steps schedule and write the final checkpoint")
     p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--lr", type=float, default=1.5e-3)
     p.add_argument("--min-lr-ratio", type=float, default=0.1, help="cosine decay floor, as a fraction of --lr")
     p.add_argument("--warmup", type=int, default=150)
     p.add_argument("--weight-decay", type=float, default=0.01)
     p.add_argument("--eps", type=float, default=1e-3, help="t ~ U(eps, 1)")
     p.add_argument("--max-gen", type=int, default=72, help="largest generation length (answer + EOT + EOS) trained on")
-    p.add_argument("--short-tail", type=int, default=24, help="EOS tail of the short-tail half of the samples: 0..N")
-    p.add_argument("--d-model", type=int, default=192)
-    p.add_argument("--n-layers", type=int, default=6)
-    p.add_argument("--n-heads", type=int, default=6)
-    p.add_argument("--mlp", type=int, default=512)
+    p.add_argument("--short-tail", type=int, default=24, help="EOS tail of the short-tail samples: 0..N")
+    p.add_argument("--long-frac", type=float, default=0.35,
+                   help="fraction of samples whose generation length is uniform up to --max-gen (the rest: short tail)")
+    p.add_argument("--d-model", type=int, default=128)
+    p.add_argument("--n-layers", type=int, default=4)
+    p.add_argument("--n-heads", type=int, default=4)
+    p.add_argument("--mlp", type=int, default=384)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=True,
                    help="bf16 autocast for the matmuls (fp32 master weights, fp32 loss)")
@@ -138,7 +142,7 @@ def batches(enc: Encoder, examples, rng: random.Random, args, gen: torch.Generat
         for _ in range(args.batch_size * args.bucket):
             family, prompt, answer = next(examples)
             need = len(enc.answer(answer)) + 1
-            if rng.random() < 0.5:
+            if rng.random() >= args.long_frac:
                 g = need + rng.randint(0, args.short_tail)
             else:
                 g = rng.randint(need, max(need, args.max_gen))
@@ -194,13 +198,13 @@ def probe(model: LLaDAModelLM, enc: Encoder, n_per_family: int = 16) -> dict[str
         rows = [d for d in data if d["family"] == family]
         ps = [enc.prompt(d["prompt"]) for d in rows]
         gs = [len(enc.answer(d["answer"])) + 5 for d in rows]
-        width = max(len(p) + g for p, g in zip(ps, gs))
+        width = max(len(p) + g for p, g in zip(ps, gs, strict=False))
         x = torch.full((len(rows), width), enc.eos, dtype=torch.long)
-        for i, (p, g) in enumerate(zip(ps, gs)):
+        for i, (p, g) in enumerate(zip(ps, gs, strict=False)):
             x[i, : len(p)] = torch.tensor(p)
             x[i, len(p) : len(p) + g] = enc.mask
         valid = torch.zeros_like(x, dtype=torch.bool)
-        for i, (p, g) in enumerate(zip(ps, gs)):
+        for i, (p, g) in enumerate(zip(ps, gs, strict=False)):
             valid[i, : len(p) + g] = True
         for _ in range(max(gs)):
             masked = x == enc.mask
@@ -256,7 +260,8 @@ def main(argv: list[str] | None = None) -> int:
     model.train()
     t_start = time.perf_counter() - elapsed
     running = None
-    while step < args.steps:
+    last = args.steps if args.stop_at is None else min(args.steps, args.stop_at)
+    while step < last:
         for group in opt.param_groups:
             group["lr"] = lr_at(step, args)
         tokens, valid, noisy, weight = next(stream)
@@ -276,11 +281,11 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if step % 50 == 0:
             print(f"step {step} loss {running:.4f} lr {lr_at(step, args):.2e} t {time.perf_counter() - t_start:.0f}s", flush=True)
-        if step % args.eval_every == 0 or step == args.steps:
+        if step % args.eval_every == 0 or step == last:
             acc = probe(model, enc)
             history.append({"step": step, "loss": running, "time_s": time.perf_counter() - t_start, "probe": acc})
             print(f"probe step {step}: {acc}", flush=True)
-        if step % args.save_every == 0 or step == args.steps:
+        if step % args.save_every == 0 or step == last:
             torch.save(
                 {
                     "model": model.state_dict(), "opt": opt.state_dict(), "rng": rng.getstate(),

@@ -211,7 +211,7 @@ def _adapter_class(name: str | None, directory: Path | None) -> Any:
             try:
                 kind = str(json.loads((directory / "config.json").read_text(encoding="utf-8")).get("model_type", ""))
             except (OSError, ValueError) as exc:
-                raise CLIError(f"--model {str(directory)!r}: config.json is unreadable: {exc}", EXIT_CHECKPOINT)
+                raise CLIError(f"--model {str(directory)!r}: config.json is unreadable: {exc}", EXIT_CHECKPOINT) from exc
             name = "dream" if kind.lower() == "dream" else "llada"
     available = registry.available("adapters")
     if name not in available or name == "tiny":
@@ -244,9 +244,7 @@ def _clean(adapter: Any, tokens: Sequence[int]) -> str:
 def _generate(args: argparse.Namespace) -> int:
     import torch
 
-    from daedal.core import Engine, EngineConfig
-
-    from daedal.core import registry
+    from daedal.core import Engine, EngineConfig, registry
 
     policies_available = registry.available("policies")
     if args.policy not in policies_available:
@@ -285,14 +283,14 @@ def _generate(args: argparse.Namespace) -> int:
             "model": name, "policy": args.policy, "params": params, "seed": args.seed,
             "results": [
                 {"prompt": p, "text": t, "raw": r, "tokens": toks, "length": n}
-                for p, t, r, toks, n in zip(args.prompts, texts, raw, result.tokens, result.lengths)
+                for p, t, r, toks, n in zip(args.prompts, texts, raw, result.tokens, result.lengths, strict=False)
             ],
             "stats": stats,
             "info": _jsonable(result.info),
             "trace": str(args.trace) if args.trace is not None else None,
         }, indent=1))
         return EXIT_OK
-    for text, r in zip(texts, raw):
+    for text, r in zip(texts, raw, strict=False):
         print(r if args.raw else text)
     if view is not None:
         s = result.stats
@@ -345,7 +343,7 @@ def _trace_render(args: argparse.Namespace) -> int:
     try:
         trace = Trace.from_jsonl(args.trace)
     except (ValueError, OSError) as exc:
-        raise CLIError(f"trace {str(args.trace)!r} is not a JSONL trace: {exc}")
+        raise CLIError(f"trace {str(args.trace)!r} is not a JSONL trace: {exc}") from exc
     if not trace.of_kind("step-finished") and not trace.of_kind("canvas-initialized"):
         raise CLIError(f"trace {str(args.trace)!r} holds no canvas events; record one with 'daedal generate --trace'")
     page = render_html(trace, title=args.title or f"daedal trace: {args.trace.name}")

@@ -46,9 +46,8 @@ class Method:
 
 def daedal_method(settings: dict[str, Any] | None = None, name: str = "daedal") -> Method:
     """DAEDAL with ``settings`` (default: the bundled checkpoint's ``daedal.json``)."""
-    from daedal.policies import Daedal
-
     from daedal.models import bundled
+    from daedal.policies import Daedal
 
     params = dict(bundled.daedal_settings() if settings is None else settings)
     Daedal(**params)  # validate now, not in the middle of a run
@@ -107,7 +106,7 @@ def evaluate(
             passes += result.stats.forward_passes * len(chunk)
             generated += result.stats.generated_tokens
             effective += result.stats.effective_tokens
-            for d, text, length in zip(chunk, result.texts or [], result.lengths):
+            for d, text, length in zip(chunk, result.texts or [], result.lengths, strict=False):
                 examples.append(
                     {
                         "family": d["family"],

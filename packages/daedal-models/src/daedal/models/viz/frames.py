@@ -116,7 +116,7 @@ def token_strings(adapter: Any, ids: Iterable[int]) -> dict[int, str]:
     if not ids:
         return {}
     texts = adapter.decode([[i] for i in ids])
-    return dict(zip(ids, texts))
+    return dict(zip(ids, texts, strict=False))
 
 
 def cells(

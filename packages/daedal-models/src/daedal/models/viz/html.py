@@ -25,8 +25,10 @@ def frames_data(
     """Every frame of ``trace`` as plain data: label, step, lengths, passes, cells per row."""
     sources = [e for e in trace.events if e["kind"] in ("canvas-initialized", "length-changed", "step-finished")]
     out = []
-    for event, frame in zip(sources, trace.frames()):
-        mid = mask_id if mask_id is not None else event.get("mask_id", -1)
+    current_mask = -1
+    for event, frame in zip(sources, trace.frames(), strict=False):
+        current_mask = event.get("mask_id", current_mask)  # step events inherit the canvas's mask id
+        mid = mask_id if mask_id is not None else current_mask
         rows = []
         for b in range(len(frame.rows)):
             row = []
@@ -38,7 +40,7 @@ def frames_data(
             {
                 "label": frame.label if frame.step < 0 else f"step {frame.step + 1}",
                 "step": frame.step,
-                "lengths": [len(r) - p for r, p in zip(frame.rows, frame.prompt_len)],
+                "lengths": [len(r) - p for r, p in zip(frame.rows, frame.prompt_len, strict=False)],
                 "passes": event.get("forward_passes"),
                 "rows": rows,
             }

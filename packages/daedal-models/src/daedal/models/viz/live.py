@@ -27,7 +27,7 @@ def confidence_style(confidence: float | None) -> str:
     """Earlier tokens: pale (low confidence) to deep blue (high confidence)."""
     p = 1.0 if confidence is None else min(1.0, max(0.0, confidence))
     lo, hi = (190, 200, 215), (31, 111, 235)
-    r, g, b = (round(a + (z - a) * p) for a, z in zip(lo, hi))
+    r, g, b = (round(a + (z - a) * p) for a, z in zip(lo, hi, strict=False))
     return f"bold #{r:02x}{g:02x}{b:02x}"
 
 
@@ -115,7 +115,7 @@ class LiveView:
             self._stage = "canvas ready"
         else:
             self._stage = "denoising"
-        gen = [len(r) - p for r, p in zip(frame.rows, frame.prompt_len)]
+        gen = [len(r) - p for r, p in zip(frame.rows, frame.prompt_len, strict=False)]
         step = "-" if frame.step < 0 else str(frame.step + 1)
         header = (
             f"step {step} \u00b7 length {', '.join(map(str, gen))} \u00b7 forward passes "

@@ -1,0 +1,68 @@
+"""The training script: the LLaDA SFT batch and a reproducible tiny run."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+SCRIPT = Path(__file__).resolve().parents[2] / "packages" / "daedal-models" / "training" / "train_tiny.py"
+
+
+def _module():
+    spec = importlib.util.spec_from_file_location("train_tiny", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["train_tiny"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_batch_never_masks_the_prompt_and_weights_by_one_over_t() -> None:
+    tt = _module()
+    enc = tt.Encoder()
+    args = tt.parse_args([])
+    examples = [("reverse", "reverse: a b c", "c b a", 10), ("add", "add: 1 2", "1 + 2 = 3", 6)]
+    gen = torch.Generator().manual_seed(0)
+    tokens, valid, noisy, weight = tt.make_batch(enc, examples, args, gen)
+    p0 = len(enc.prompt("reverse: a b c"))
+    # prompt intact, answer then <|eot_id|> then EOS padding to the drawn length
+    assert torch.equal(noisy[0, :p0], tokens[0, :p0])
+    assert tokens[0, p0 : p0 + 4].tolist() == enc.answer("c b a") + [enc.eot]
+    assert tokens[0, p0 + 4 : p0 + 10].tolist() == [enc.eos] * 6
+    assert valid[0].sum() == p0 + 10 and valid[1].sum() == len(enc.prompt("add: 1 2")) + 6
+    masked = noisy == enc.mask
+    assert not (masked & ~valid).any()
+    assert torch.equal(weight > 0, masked)
+    # the weight of a masked slot is 1 / (t * gen_len): the same value within a row
+    for b, g in ((0, 10), (1, 6)):
+        w = weight[b][masked[b]]
+        if len(w):
+            t = 1 / (w[0] * g)
+            assert 0 < t <= 1 and torch.allclose(w, w[0])
+
+
+def test_tiny_run_is_reproducible_and_loads_with_the_llada_adapter(tmp_path: Path) -> None:
+    tt = _module()
+    argv = ["--steps", "3", "--batch-size", "4", "--d-model", "32", "--n-layers", "1", "--n-heads", "2",
+            "--mlp", "64", "--eval-every", "1000", "--save-every", "1000", "--threads", "1", "--bucket", "1"]
+    for run in ("a", "b"):
+        assert tt.main([*argv, "--out", str(tmp_path / run), "--work", str(tmp_path / f"work-{run}")]) == 0
+    from safetensors.torch import load_file
+
+    a, b = (load_file(tmp_path / r / "model.safetensors") for r in "ab")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert "model.transformer.blocks.0.q_proj.weight" in a
+    record = json.loads((tmp_path / "a" / "training.json").read_text())
+    assert record["steps"] == 3 and record["args"]["seed"] == 0
+
+    from daedal.models.llada import LLaDA
+
+    adapter = LLaDA.from_pretrained(str(tmp_path / "a"))
+    vocab = tt.vocabulary()
+    assert adapter.mask_id == vocab["<|mdm_mask|>"] and adapter.eos_id == vocab["<|endoftext|>"]
+    assert adapter.eos_ids == {vocab["<|endoftext|>"], vocab["<|eot_id|>"]}
+    enc = tt.Encoder()
+    assert adapter.encode(["reverse: a b"])[0] == enc.prompt("reverse: a b")
