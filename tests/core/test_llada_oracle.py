@@ -61,3 +61,15 @@ def test_mask_predictions_stay_masked_like_the_reference():
     result = engine.generate(prompts)
     assert result.tokens == llada_generate(adapter, prompts, gen_length=16, steps=16, block_length=8)
     assert any(adapter.mask_id in row for row in result.tokens), "the fake never predicted the mask id"
+
+
+def test_more_steps_than_masks_runs_idle_steps_like_the_reference():
+    adapter = FakeAdapter(vocab_size=40, seed=4)
+    prompts = ragged_prompts(2, 4)
+    engine = Engine(adapter, [FixedLength(gen_length=8), SemiAutoregressive(block_length=4, steps=12)])
+    result = engine.generate(prompts)
+    assert result.tokens == llada_generate(adapter, prompts, gen_length=8, steps=12, block_length=4)
+    # Quotas per block are [1, 1, 1, 1, 0, 0]: the first block's idle steps still run (its
+    # window is not the last), but once no mask is left the engine stops instead of spending
+    # the reference's two trailing idle forward passes, which cannot change the output.
+    assert result.stats.forward_passes == 10

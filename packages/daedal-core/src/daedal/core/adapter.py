@@ -8,7 +8,7 @@ serves an engine (it is called, never broadcast to), so it is a
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Protocol, Union, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     import torch
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 #: A chat conversation: a list of ``{"role": ..., "content": ...}`` messages.
 Messages = Sequence[Mapping[str, str]]
 #: What ``encode`` accepts for one prompt: plain text (one user turn) or a conversation.
-PromptText = Union[str, Messages]
+PromptText = str | Messages
 
 
 @runtime_checkable

@@ -164,11 +164,11 @@ class Canvas:
 
     def rows(self) -> list[list[int]]:
         """Each row's tokens up to its length (prompt included)."""
-        return [r[:n] for r, n in zip(self.tokens.tolist(), self.length.tolist())]
+        return [r[:n] for r, n in zip(self.tokens.tolist(), self.length.tolist(), strict=True)]
 
     def generated(self) -> list[list[int]]:
         """Each row's generation slots (prompt excluded)."""
-        return [r[p:n] for r, p, n in zip(self.tokens.tolist(), self.prompt_len.tolist(), self.length.tolist())]
+        return [r[p:n] for r, p, n in zip(self.tokens.tolist(), self.prompt_len.tolist(), self.length.tolist(), strict=True)]
 
     # -- the only mutation path --------------------------------------------------------
 

@@ -7,7 +7,7 @@ never has to share a hook with a default it replaces.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 import attrs
 import torch
@@ -99,6 +99,10 @@ class SemiAutoregressive:
         steps: Steps in total over all blocks; None for one step per generation slot.
         remasking: ``"low_confidence"`` or ``"random"``.
     """
+
+    #: With more steps than masks some steps commit nothing, as in the reference; ``should_stop``
+    #: bounds the run by its step count.
+    allows_idle_steps: ClassVar[bool] = True
 
     block_length: int | None = attrs.field(default=None, validator=_optional_positive_int)
     steps: int | None = attrs.field(default=None, validator=_optional_positive_int)

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import os
-import time
 import warnings
-from collections.abc import Iterable, Sequence
-from typing import Any, Callable, cast
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, cast
 
 import attrs
 import pluggy
@@ -230,7 +229,7 @@ class Engine:
         if texts:
             if not hasattr(self.adapter, "encode"):
                 raise ConfigError("`prompts` holds text but the adapter cannot encode: pass token ids")
-            for (i, _), ids in zip(texts, self.adapter.encode([cast(PromptText, p) for _, p in texts])):
+            for (i, _), ids in zip(texts, self.adapter.encode([cast(PromptText, p) for _, p in texts]), strict=True):
                 out[i] = list(ids)
         for i, p in enumerate(prompts):
             if out[i] is None:

@@ -106,7 +106,7 @@ class StepFinished(Event):
         idx = where.nonzero().tolist()
         toks = self.unmask.tokens[where].tolist()
         confs = self.confidence[where].float().tolist()
-        for (b, c), t, p in zip(idx, toks, confs):
+        for (b, c), t, p in zip(idx, toks, confs, strict=True):
             filled_rows[b].append([c, t, round(p, 6)])
         expanded_rows: list[list[int]] = [[] for _ in range(where.shape[0])]
         if self.expand is not None:

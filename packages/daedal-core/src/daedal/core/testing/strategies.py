@@ -51,7 +51,7 @@ def canvases(
         prompts.append(draw(st.lists(TOKENS, min_size=1, max_size=max_prompt)))
         gens.append(draw(st.lists(st.one_of(st.just(mask_id), TOKENS), min_size=0, max_size=max_gen)))
         rooms.append(draw(st.integers(0, headroom)))
-    rows = [p + g for p, g in zip(prompts, gens)]
+    rows = [p + g for p, g in zip(prompts, gens, strict=True)]
     width = max(len(r) for r in rows)
     tokens = torch.full((batch, width), pad_id, dtype=torch.long)
     for i, r in enumerate(rows):
