@@ -220,7 +220,8 @@ class GumbelTemperature:
         prediction: Prediction = yield
         if self.temperature == 0:
             return prediction
-        return attrs.evolve(prediction, tokens=gumbel_argmax(prediction.logits, self.temperature, state.generator, self.precision))
+        tokens = gumbel_argmax(prediction.logits, self.temperature, state.generator, self.precision)
+        return attrs.evolve(prediction, tokens=tokens, sampled=True)
 
 
 def gumbel_argmax(logits: torch.Tensor, temperature: float, generator: torch.Generator, precision: str) -> torch.Tensor:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import torch
 
+from daedal.core.prediction import probability_of
+
 
 def eos_confidence(
     logits: torch.Tensor,
@@ -19,7 +21,7 @@ def eos_confidence(
     start: torch.Tensor,
     end: torch.Tensor,
     window: int,
-    log_normalizer: torch.Tensor | None = None,
+    p_eos: torch.Tensor | None = None,
     argmax: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """``[B]`` EOS confidence of each row.
@@ -30,11 +32,11 @@ def eos_confidence(
         start: ``[B]`` first scanned column (the prompt length: the prompt is excluded).
         end: ``[B]`` one past the last scanned column (the row's length).
         window: ``W_eos``: how many EOS-argmax positions are kept, and the denominator.
-        log_normalizer: ``[B, T]`` log-sum-exp of ``logits`` if already computed.
+        p_eos: ``[B, T]`` softmax probability of EOS if already computed.
         argmax: ``[B, T]`` raw argmax of ``logits`` if already computed.
     """
-    if log_normalizer is None:
-        log_normalizer = torch.logsumexp(logits, -1)
+    if p_eos is None:
+        p_eos = probability_of(logits, eos_id)
     cols = torch.arange(logits.shape[1], device=logits.device)
     scanned = (cols >= start[:, None]) & (cols < end[:, None])
     is_eos = (eos_argmax(logits, eos_id) if argmax is None else argmax == eos_id) & scanned
@@ -42,7 +44,6 @@ def eos_confidence(
     # How many EOS-argmax positions lie at or after each column: a reversed cumulative count.
     from_right = counts.sum(1, keepdim=True) - counts.cumsum(1) + counts
     kept = is_eos & (from_right <= window)
-    p_eos = torch.exp(logits[..., eos_id] - log_normalizer)
     return torch.where(kept, p_eos, torch.zeros_like(p_eos)).sum(1) / window
 
 

@@ -54,7 +54,8 @@ class LowConfidenceExpand:
             start=canvas.prompt_len,
             end=canvas.length,
             window=self.eos_check_tokens,
-            log_normalizer=prediction.log_normalizer,
+            p_eos=prediction.prob_of(state.adapter.eos_id),
+            argmax=prediction.argmax,
         )
         if self.reference_compat:
             room = canvas.length < canvas.max_length
