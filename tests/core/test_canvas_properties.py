@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from daedal.core import Canvas, CanvasError, Expand, Remask, Unmask
+from daedal.core import Canvas, CanvasError, Expand, Unmask
 from daedal.core.testing import strategies as dst
 
 
@@ -42,7 +42,7 @@ def test_prompt_untouched_and_padding_is_pad(canvas, data):
     u = data.draw(dst.unmasks(canvas))
     e = data.draw(dst.expands(canvas, exclude=u.where))
     out = canvas.apply(u, e)
-    for before, after, p in zip(canvas.rows(), out.rows(), canvas.prompt_len.tolist()):
+    for before, after, p in zip(canvas.rows(), out.rows(), canvas.prompt_len.tolist(), strict=True):
         assert after[:p] == before[:p]  # I1
     assert (out.tokens[~out.valid] == out.pad_id).all()  # I4
     assert torch.equal(out.prompt_len, canvas.prompt_len)
@@ -142,7 +142,7 @@ class CanvasMachine(RuleBasedStateMachine):
     @initialize(canvas=dst.canvases(headroom=40))
     def start(self, canvas):
         self.canvas = canvas
-        self.prompts = [row[:p] for row, p in zip(canvas.rows(), canvas.prompt_len.tolist())]
+        self.prompts = [row[:p] for row, p in zip(canvas.rows(), canvas.prompt_len.tolist(), strict=True)]
         self.max_length = canvas.max_length.clone()
 
     @precondition(lambda self: bool(self.canvas.masked.any()))
@@ -151,7 +151,7 @@ class CanvasMachine(RuleBasedStateMachine):
         before = strip(self.canvas)
         u = data.draw(dst.unmasks(self.canvas))
         self.canvas = self.canvas.apply(u)
-        assert all(len(a) >= len(b) for a, b in zip(strip(self.canvas), before))
+        assert all(len(a) >= len(b) for a, b in zip(strip(self.canvas), before, strict=True))
 
     @precondition(lambda self: bool(self.canvas.masked.any()))
     @rule(data=st.data())
@@ -173,7 +173,7 @@ class CanvasMachine(RuleBasedStateMachine):
     @invariant()
     def prompt_is_untouched(self):
         rows = self.canvas.rows()
-        assert [r[: len(p)] for r, p in zip(rows, self.prompts)] == self.prompts
+        assert [r[: len(p)] for r, p in zip(rows, self.prompts, strict=True)] == self.prompts
 
     @invariant()
     def padding_is_pad(self):

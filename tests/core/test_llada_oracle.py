@@ -8,7 +8,6 @@ import pytest
 
 from daedal.core import Engine, FixedLength, GumbelTemperature, SemiAutoregressive
 from daedal.core.testing import FakeAdapter
-
 from tests.core.oracles.llada import llada_generate
 
 
