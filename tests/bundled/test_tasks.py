@@ -12,7 +12,7 @@ from daedal.models.bundled import tasks
 
 def test_answers_are_computed_from_the_prompt() -> None:
     assert tasks.expected_answer("reverse: a b c") == "c b a"
-    assert tasks.expected_answer("sort: 3 1 2 1") == "1 1 2 3"
+    assert tasks.expected_answer("sort: d a c b") == "a b c d"
     assert tasks.expected_answer("repeat: a b") == "a a b b"
     assert tasks.expected_answer("add: 3 4 5") == "3 + 4 = 7 , 7 + 5 = 12"
     assert tasks.expected_answer("reverse:x y") == "y x"  # the tokenizer's split, not str.split
@@ -31,18 +31,22 @@ def test_answer_length_grows_with_the_size(family: str) -> None:
     assert lengths == sorted(lengths) and lengths[0] < lengths[-1]
 
 
-def test_list_families_cover_1_to_24_items() -> None:
+def test_list_families_cover_1_to_24_distinct_items() -> None:
+    rng = random.Random(1)
     for family in ("reverse", "sort", "repeat"):
         assert tasks.SIZES[family] == (1, 24)
+        prompt, _ = tasks.make_example(family, rng, 24)
+        items = tasks.normalize(prompt)[2:]
+        assert len(items) == len(set(items)) == 24
 
 
 def test_score_ignores_end_tokens_only() -> None:
-    prompt = "sort: 2 1"
-    assert tasks.score("sort", prompt, "1 2 <|eot_id|> <|endoftext|><|endoftext|>")
-    assert tasks.score("sort", prompt, "1  2")
-    assert not tasks.score("sort", prompt, "1")  # truncated
-    assert not tasks.score("sort", prompt, "1 2 2")  # an extra token
-    assert not tasks.score("sort", prompt, "2 1")
+    prompt = "sort: b a"
+    assert tasks.score("sort", prompt, "a b <|eot_id|> <|endoftext|><|endoftext|>")
+    assert tasks.score("sort", prompt, "a  b")
+    assert not tasks.score("sort", prompt, "a")  # truncated
+    assert not tasks.score("sort", prompt, "a b b")  # an extra token
+    assert not tasks.score("sort", prompt, "b a")
 
 
 def test_heldout_set_spreads_sizes_and_is_fixed() -> None:

@@ -7,14 +7,15 @@ must read the prompt to know where to put the end of text:
 family     prompt                           answer                          answer tokens
 =========  ===============================  ==============================  ==============
 reverse    ``reverse: a b c``               ``c b a``                       n (1-24)
-sort       ``sort: 3 1 2``                  ``1 2 3``                       n (1-24)
+sort       ``sort: d a c``                  ``a c d``                       n (1-24)
 repeat     ``repeat: a b``                  ``a a b b``                     2n (2-48)
 add        ``add: 3 4 5``                   ``3 + 4 = 7 , 7 + 5 = 12``      6(n-1)-1 (5-47)
 =========  ===============================  ==============================  ==============
 
-``reverse`` and ``repeat`` draw letters ``a``-``z``; ``sort`` draws digits ``0``-``9``
-(with repeats); ``add`` draws terms ``1``-``5`` and writes one ``x + y = s`` step per
-term after the first (2-9 terms, so 1-8 steps), numbers being single word tokens.
+``reverse``, ``sort`` and ``repeat`` draw distinct letters ``a``-``z`` (so every answer
+token can be found in the prompt); ``add`` draws terms ``1``-``5`` (with repeats) and
+writes one ``x + y = s`` step per term after the first (2-9 terms, so 1-8 steps),
+numbers being single word tokens.
 
 The API is what the model card, the training script, the quality command and the
 ``synthetic`` evaluation suite share:
@@ -100,7 +101,7 @@ def _answer(family: str, items: list[str]) -> list[str]:
     if family == "reverse":
         return items[::-1]
     if family == "sort":
-        return sorted(items, key=int)
+        return sorted(items)
     if family == "repeat":
         return [w for item in items for w in (item, item)]
     # add: one step "running + term = new" per term after the first, joined by commas.
@@ -120,8 +121,12 @@ SPLIT_MIN_PROMPTS = 1000
 
 
 def _n_prompts(family: str, size: int) -> int:
-    alphabet = {"sort": len(DIGITS), "add": len(ADD_TERMS)}.get(family, len(LETTERS))
-    return alphabet**size
+    if family == "add":
+        return len(ADD_TERMS) ** size
+    n = 1
+    for i in range(size):  # ordered draws of distinct letters
+        n *= len(LETTERS) - i
+    return n
 
 
 def is_heldout(prompt: str) -> bool:
@@ -129,8 +134,7 @@ def is_heldout(prompt: str) -> bool:
 
     Training never sees a held-out prompt of a size with at least
     :data:`SPLIT_MIN_PROMPTS` distinct prompts; smaller sizes (e.g. ``reverse`` of one
-    letter: 26 prompts) are shared by both splits, since no model could be asked to
-    generalise to them from nothing.
+    letter: 26 prompts, ``add`` of up to four terms) are shared by both splits.
     """
     return zlib.crc32(prompt.encode("utf-8")) % 8 == 0
 
@@ -167,12 +171,10 @@ def make_example(
 
 
 def _draw(family: str, rng: random.Random, size: int) -> tuple[str, str]:
-    if family == "sort":
-        items = [rng.choice(DIGITS) for _ in range(size)]
-    elif family == "add":
+    if family == "add":
         items = [str(rng.choice(ADD_TERMS)) for _ in range(size)]
-    else:
-        items = [rng.choice(LETTERS) for _ in range(size)]
+    else:  # distinct letters: every item can be found again in the prompt
+        items = rng.sample(LETTERS, size)
     return f"{family}: {' '.join(items)}", " ".join(_answer(family, items))
 
 
