@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from daedal.eval.distributed import Shard, current_shard
-from daedal.eval.runner import run_suite, read_records
+from daedal.eval.runner import read_records, run_suite
 from daedal.eval.suites.gsm8k import GSM8K
 
 VOLATILE = {"wall_time", "peak_memory", "rank"}

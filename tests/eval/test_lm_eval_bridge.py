@@ -56,8 +56,9 @@ def _direct(question: str) -> str:
 
 
 def test_simple_evaluate_runs_the_task_through_the_engine(task_dir):
-    import daedal.eval.lm_eval_bridge  # noqa: F401  (registers the "daedal" model type)
     from lm_eval.tasks import TaskManager
+
+    import daedal.eval.lm_eval_bridge  # noqa: F401  (registers the "daedal" model type)
 
     results = lm_eval.simple_evaluate(
         model="daedal", model_args=MODEL_ARGS, tasks=["daedal_tiny"],

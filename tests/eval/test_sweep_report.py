@@ -10,8 +10,8 @@ from daedal.core import Engine, FixedLength
 from daedal.core.errors import ConfigError
 from daedal.core.testing import FakeAdapter
 from daedal.eval.report import markdown_table, plot_sweep
-from daedal.eval.sweep import collect, sweep
 from daedal.eval.suites.gsm8k import GSM8K
+from daedal.eval.sweep import collect, sweep
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -16,7 +16,7 @@ from daedal.core.canvas import Canvas, Unmask
 from daedal.core.errors import ConfigError
 from daedal.core.hookspecs import hookimpl
 from daedal.core.prediction import Prediction
-from daedal.core.state import State, StashKey
+from daedal.core.state import StashKey, State
 from daedal.core.window import Window
 
 

@@ -14,7 +14,6 @@ or ``daedal-eval`` (for instance under ``accelerate launch -m daedal.eval ...``)
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Sequence
 from typing import Any

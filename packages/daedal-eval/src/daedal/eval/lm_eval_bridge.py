@@ -159,7 +159,7 @@ class DaedalLM(LM):
             texts = result.texts
             if not self.keep_special_tokens or texts is None:
                 texts = self._decode_plain(result.tokens)
-            for text, until in zip(texts, stops):
+            for text, until in zip(texts, stops, strict=True):
                 outputs.append(self._cut(text, until))
         return outputs
 

@@ -354,7 +354,7 @@ def run_suite(
                 peak = metrics.peak_memory_bytes(device)
                 texts = result.texts if result.texts is not None else [""] * len(batch)
                 scores = suite.score_many(batch_docs, texts)
-                for row, (index, doc, text, score) in enumerate(zip(batch, batch_docs, texts, scores)):
+                for row, (index, doc, text, score) in enumerate(zip(batch, batch_docs, texts, scores, strict=True)):
                     ids = list(result.tokens[row])
                     record = {
                         "index": index,
@@ -441,7 +441,7 @@ def rescore(output: str | os.PathLike[str], suite: Suite | None = None) -> dict[
         suite = registry.create("suites", described["name"], described.get("params") or {})
     records = _all_records(out)
     scores = suite.score_many([r["doc"] for r in records], [r["text"] for r in records])
-    for record, score in zip(records, scores):
+    for record, score in zip(records, scores, strict=True):
         record["correct"] = bool(score.correct)
         record["prediction"] = score.prediction
         record["detail"] = score.detail

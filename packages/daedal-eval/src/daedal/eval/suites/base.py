@@ -160,7 +160,7 @@ class Suite:
         """Score several generations; code suites run their programs concurrently."""
         if len(docs) != len(texts):
             raise ConfigError(f"`texts` has {len(texts)} entries for {len(docs)} docs: pass one text per doc")
-        return [self.score(d, t) for d, t in zip(docs, texts)]
+        return [self.score(d, t) for d, t in zip(docs, texts, strict=True)]
 
     def describe(self) -> dict[str, Any]:
         """Name and parameters, for manifests."""

@@ -51,7 +51,7 @@ class _CodeSuite(Suite):
     def score_many(self, docs: Sequence[Mapping[str, Any]], texts: Sequence[str]) -> list[Score]:
         if len(docs) != len(texts):
             raise ConfigError(f"`texts` has {len(texts)} entries for {len(docs)} docs: pass one text per doc")
-        programs = [self.program(d, t) for d, t in zip(docs, texts)]
+        programs = [self.program(d, t) for d, t in zip(docs, texts, strict=True)]
         runnable = [p for p in programs if p is not None]
         outcomes = iter(self.sandbox().run_many(runnable, workers=int(self.workers)) if runnable else [])
         scores = []
