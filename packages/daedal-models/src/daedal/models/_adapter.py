@@ -1,6 +1,6 @@
 """What the LLaDA and Dream adapters share: loading, tokenizer, encode/decode, logits.
 
-A family subclass supplies the native model loader, the chat template, the names of its
+A family subclass supplies its native modeling module, the chat template, the names of its
 special tokens and whether its logits are shifted.
 """
 
@@ -10,12 +10,14 @@ import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from types import ModuleType
 from typing import Any, ClassVar
 
 import torch
 
 from daedal.core.errors import AdapterError, ConfigError
 from daedal.models import _layers, _templates
+from daedal.models._config import check_model_type
 from daedal.models._loading import read_config, resolve_device, resolve_dtype
 
 #: Files fetched from the hub for the native path (the remote path adds ``*.py``).
@@ -85,6 +87,10 @@ class HFAdapter:
     mask_token: ClassVar[str] = ""
     #: How padded batches are passed to remote-code models: "2d" key mask or "4d" boolean.
     remote_mask_style: ClassVar[str] = "2d"
+    #: The family's native modeling module (``MODEL_TYPE``, ``check_config``, ``load_pretrained``).
+    native_modeling: ClassVar[ModuleType]
+    #: The family's native model class.
+    native_class: ClassVar[type[torch.nn.Module]] = torch.nn.Module
 
     model: Any
     tokenizer: Any
@@ -181,15 +187,26 @@ class HFAdapter:
     # ------------------------------------------------------------------ family hooks
     @classmethod
     def _check_family(cls, raw: dict[str, Any], directory: Path) -> None:
-        raise NotImplementedError
+        if raw.get("auto_map"):
+            # Remote-code checkpoints may carry fields the native config rejects; check the type only.
+            check_model_type(
+                raw,
+                family=cls.family,
+                model_type=cls.native_modeling.MODEL_TYPE,
+                path=directory,
+                argument="path_or_hub_id",
+            )
+            return
+        cls.native_modeling.check_config(raw, path=directory)
 
     @classmethod
     def _load_native(cls, directory: Path, *, dtype: Any, device: torch.device) -> torch.nn.Module:
-        raise NotImplementedError
+        model: torch.nn.Module = cls.native_modeling.load_pretrained(directory, dtype=dtype, device=device)
+        return model
 
     @classmethod
     def _is_native(cls, model: torch.nn.Module) -> bool:
-        raise NotImplementedError
+        return isinstance(model, cls.native_class)
 
     @classmethod
     def _fallback_tokenizer_class(cls) -> Any:

@@ -16,8 +16,12 @@ yields fp16 logits.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
+
+from daedal.core.errors import ConfigError
 
 
 def rms_norm(x: torch.Tensor, weight: torch.Tensor | None, eps: float) -> torch.Tensor:
@@ -121,3 +125,129 @@ PRECISIONS = ("native", "reference")
 def compute_dtype_for(precision: str) -> torch.dtype | None:
     """Linear compute dtype implied by a precision mode (None = the weights' own dtype)."""
     return torch.float16 if precision == "reference" else None
+
+
+def init_weights(model: torch.nn.Module, std: float) -> None:
+    """Initialise for training: N(0, std) linear and embedding matrices, zero biases, unit norm scales."""
+    for module in model.modules():
+        if isinstance(module, (torch.nn.Linear, torch.nn.Embedding)):
+            torch.nn.init.normal_(module.weight, mean=0.0, std=std)
+            bias = getattr(module, "bias", None)
+            if isinstance(bias, torch.Tensor):
+                torch.nn.init.zeros_(bias)
+        elif isinstance(module, RMSNorm):
+            module.reset_parameters()
+
+
+def rope_and_mask(
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    position_ids: torch.Tensor | None,
+    *,
+    head_dim: int,
+    theta: float,
+    precision: str,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.dtype | None]:
+    """What every layer of a forward pass shares: fp32 ``(cos, sin)``, the key mask and the compute dtype.
+
+    Args:
+        input_ids: ``[B, T]`` token ids.
+        attention_mask: ``[B, T]`` keep-mask or None (see :func:`key_padding_mask`).
+        position_ids: ``[B, T]`` or ``[T]`` RoPE positions; None means ``0..T-1``.
+        head_dim: Width of one attention head.
+        theta: RoPE base.
+        precision: ``"native"`` or ``"reference"`` (see :func:`compute_dtype_for`).
+
+    Returns:
+        ``(cos, sin, mask, compute_dtype)``; per-batch positions give ``[B, 1, T, D]`` angles
+        that broadcast over heads.
+    """
+    if position_ids is None:
+        position_ids = torch.arange(input_ids.shape[-1], device=input_ids.device)
+    cos, sin = rope_angles(position_ids, head_dim, theta)
+    if cos.dim() == 3:  # [B, T, D] -> [B, 1, T, D] to broadcast over heads
+        cos, sin = cos[:, None], sin[:, None]
+    return cos, sin, key_padding_mask(attention_mask), compute_dtype_for(precision)
+
+
+def self_attention(
+    module: Any,
+    x: torch.Tensor,
+    cos: torch.Tensor,
+    sin: torch.Tensor,
+    mask: torch.Tensor | None,
+    compute_dtype: torch.dtype | None,
+    *,
+    rope_fp32: bool,
+) -> torch.Tensor:
+    """Bidirectional GQA attention up to (not including) the output projection.
+
+    Args:
+        module: Holds ``q_proj``, ``k_proj``, ``v_proj`` (linears) and ``n_heads``,
+            ``n_kv_heads``, ``head_dim``.
+        x: ``[B, T, C]`` (already normed) hidden states.
+        cos: RoPE cosines from :func:`rope_and_mask`.
+        sin: RoPE sines.
+        mask: SDPA key mask or None.
+        compute_dtype: Linear/attention compute dtype (None = the weights' own).
+        rope_fp32: Rotate in fp32 and cast back (LLaDA's ``rope_full_precision``);
+            otherwise rotate in the activation dtype (cos/sin must match it).
+
+    Returns:
+        ``[B, T, n_heads * head_dim]``.
+    """
+    b, t, _ = x.shape
+    n_heads, n_kv_heads, head_dim = module.n_heads, module.n_kv_heads, module.head_dim
+    q = linear(x, module.q_proj, compute_dtype).view(b, t, n_heads, head_dim).transpose(1, 2)
+    k = linear(x, module.k_proj, compute_dtype).view(b, t, n_kv_heads, head_dim).transpose(1, 2)
+    v = linear(x, module.v_proj, compute_dtype).view(b, t, n_kv_heads, head_dim).transpose(1, 2)
+    if rope_fp32:
+        q = apply_rope(q.float(), cos, sin).to(q.dtype)
+        k = apply_rope(k.float(), cos, sin).to(k.dtype)
+    else:
+        q = apply_rope(q, cos, sin)
+        k = apply_rope(k, cos, sin)
+    rep = n_heads // n_kv_heads
+    o = attention(q, repeat_kv(k, rep), repeat_kv(v, rep), mask, compute_dtype)
+    return o.transpose(1, 2).reshape(b, t, n_heads * head_dim)
+
+
+def swiglu(
+    x: torch.Tensor,
+    gate: torch.nn.Linear,
+    up: torch.nn.Linear,
+    down: torch.nn.Linear,
+    compute_dtype: torch.dtype | None,
+) -> torch.Tensor:
+    """``down(silu(gate(x)) * up(x))``."""
+    return linear(F.silu(linear(x, gate, compute_dtype)) * linear(x, up, compute_dtype), down, compute_dtype)
+
+
+class NativeModel(torch.nn.Module):
+    """Base of the native models: precision mode, and dtype / device of the token embedding.
+
+    Attributes:
+        precision: ``"native"`` or ``"reference"`` (see the module docstring).
+    """
+
+    precision: str
+
+    def _token_embedding(self) -> torch.nn.Embedding:
+        raise NotImplementedError
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self._token_embedding().weight.dtype
+
+    @property
+    def device(self) -> torch.device:
+        return self._token_embedding().weight.device
+
+    def set_precision(self, precision: str) -> None:
+        """Switch between ``"native"`` and ``"reference"`` numerics (see the module docstring)."""
+        if precision not in PRECISIONS:
+            raise ConfigError(f"precision={precision!r} is not a precision mode; pass one of {list(PRECISIONS)}.")
+        self.precision = precision
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())

@@ -13,9 +13,9 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 
@@ -35,6 +35,8 @@ _DTYPES: dict[str, torch.dtype] = {
     "fp16": torch.float16,
     "half": torch.float16,
 }
+_M = TypeVar("_M", bound=torch.nn.Module)
+
 _DTYPE_NAMES = {torch.float32: "float32", torch.bfloat16: "bfloat16", torch.float16: "float16"}
 
 
@@ -218,6 +220,29 @@ def save_checkpoint(
     return out
 
 
+def save_model(
+    model: Any,
+    directory: str | os.PathLike[str],
+    *,
+    max_shard_size: int | str | None = None,
+    omit: tuple[str, ...] = (),
+) -> Path:
+    """Save a native model: its ``config.to_dict()`` with the weights' ``torch_dtype``, and its state dict.
+
+    Args:
+        model: A native model (``config``, ``dtype`` and ``state_dict()``).
+        directory: Target directory (created if missing).
+        max_shard_size: Bytes or ``"2GB"``; None writes one ``model.safetensors``.
+        omit: State-dict keys not written (e.g. a tied LM head, stored once as the embedding).
+    """
+    config = model.config.to_dict()
+    config["torch_dtype"] = dtype_name(model.dtype)
+    state = model.state_dict()
+    for key in omit:
+        state.pop(key, None)
+    return save_checkpoint(config, state, directory, max_shard_size=max_shard_size)
+
+
 # ---------------------------------------------------------------------------------------- loading
 
 
@@ -369,6 +394,40 @@ def load_into(
             "shards downloaded, or load it with trust_remote_code=True if it is a modified architecture.",
             code="checkpoint",
         )
+
+
+def load_model(
+    build: Callable[[], _M],
+    directory: str | os.PathLike[str],
+    *,
+    config_dtype: str | None,
+    dtype: Any,
+    device: Any,
+    family: str,
+    optional: tuple[str, ...] = (),
+) -> _M:
+    """Build a model on the meta device and fill it from a checkpoint directory, shard by shard.
+
+    Args:
+        build: Builds the (unloaded) model; called under ``torch.device("meta")``.
+        directory: The checkpoint directory.
+        config_dtype: The ``torch_dtype`` of config.json; None falls back to the stored dtype.
+        dtype: ``"auto"`` (checkpoint dtype), a torch dtype or its name.
+        device: Target device (default CPU).
+        family: Model family name for messages (``"LLaDA"``).
+        optional: Expected keys that may be absent (see :func:`load_into`).
+
+    Raises:
+        AdapterError: Missing / unexpected / mis-shaped keys.
+        ConfigError: Bad ``dtype`` or ``device``.
+    """
+    stored = config_dtype or stored_dtype(directory, family=family)
+    target_dtype = resolve_dtype(dtype, checkpoint_dtype=stored)
+    target_device = resolve_device(device)
+    with torch.device("meta"):
+        model = build()
+    load_into(model, directory, dtype=target_dtype, device=target_device, family=family, optional=optional)
+    return model
 
 
 def _preview(keys: list[str], n: int = 5) -> str:

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import Any, ClassVar
 
 import torch
 
-from daedal.core.errors import AdapterError
 from daedal.models import _templates
 from daedal.models._adapter import HFAdapter
 from daedal.models.dream import modeling
@@ -28,27 +27,9 @@ class Dream(HFAdapter):
     shifted = True
     end_of_turn_token = "<|im_end|>"
     mask_token = "<|mask|>"
+    native_modeling: ClassVar[ModuleType] = modeling
+    native_class: ClassVar[type[torch.nn.Module]] = modeling.DreamModel
     remote_mask_style = "4d"
-
-    @classmethod
-    def _check_family(cls, raw: dict[str, Any], directory: Path) -> None:
-        if raw.get("auto_map"):
-            if str(raw.get("model_type", "")).lower() != modeling.MODEL_TYPE.lower():
-                raise AdapterError(
-                    f"path_or_hub_id={str(directory)!r} is not a Dream checkpoint: its config.json has "
-                    f"model_type={raw.get('model_type')!r} (expected 'Dream').",
-                    code="checkpoint",
-                )
-            return
-        modeling.check_config(raw, path=directory)
-
-    @classmethod
-    def _load_native(cls, directory: Path, *, dtype: Any, device: torch.device) -> torch.nn.Module:
-        return modeling.load_pretrained(directory, dtype=dtype, device=device)
-
-    @classmethod
-    def _is_native(cls, model: torch.nn.Module) -> bool:
-        return isinstance(model, modeling.DreamModel)
 
     @classmethod
     def _fallback_tokenizer_class(cls) -> Any:

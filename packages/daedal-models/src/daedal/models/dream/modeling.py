@@ -13,7 +13,6 @@ predicts slot ``i``.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -21,17 +20,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from daedal.core.errors import AdapterError, ConfigError
+from daedal.core.errors import ConfigError
 from daedal.models import _layers
-from daedal.models._loading import (
-    dtype_name,
-    load_into,
-    read_config,
-    resolve_device,
-    resolve_dtype,
-    save_checkpoint,
-    stored_dtype,
-)
+from daedal.models._config import CheckpointConfig
+from daedal.models._loading import load_model, read_config, save_model
 
 __all__ = ["DreamConfig", "DreamModel", "load_pretrained", "save_pretrained", "shift_logits"]
 
@@ -39,11 +31,17 @@ MODEL_TYPE = "Dream"
 
 
 @dataclasses.dataclass
-class DreamConfig:
+class DreamConfig(CheckpointConfig):
     """Dream's config.json, field for field (defaults are Dream-v0-Instruct-7B's).
 
-    Unknown keys are kept in ``extra`` and written back by :meth:`to_dict`.
+    Unknown keys are kept in ``extra`` and written back by :meth:`to_dict`
+    (``model_type`` "Dream", ``architectures`` ["DreamModel"]).
     """
+
+    FAMILY = "Dream"
+    MODEL_TYPE = MODEL_TYPE
+    ARCHITECTURES = ("DreamModel",)
+    OMIT_IF_NONE = ("head_dim",)
 
     vocab_size: int = 152064
     hidden_size: int = 3584
@@ -79,46 +77,6 @@ class DreamConfig:
     def attn_head_dim(self) -> int:
         """``head_dim`` if given, else ``hidden_size // num_attention_heads``."""
         return self.head_dim if self.head_dim is not None else self.hidden_size // self.num_attention_heads
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> DreamConfig:
-        """Build from a config.json mapping; unknown keys go to ``extra``."""
-        if not isinstance(d, dict):
-            raise ConfigError(f"config={d!r} must be a dict (the contents of Dream's config.json).")
-        names = {f.name for f in dataclasses.fields(cls)} - {"extra"}
-        known = {k: v for k, v in d.items() if k in names}
-        extra = {k: v for k, v in d.items() if k not in names and k not in ("model_type", "architectures")}
-        extra.update(d.get("extra", {}) if isinstance(d.get("extra"), dict) else {})
-        if known.get("torch_dtype") is None and isinstance(d.get("dtype"), str):
-            known["torch_dtype"] = d["dtype"]  # transformers >= 5 spells it "dtype"
-        cfg = cls(**known, extra=extra)
-        cfg.validate()
-        return cfg
-
-    @classmethod
-    def from_file(cls, path: str | os.PathLike[str]) -> DreamConfig:
-        """Read a config.json file, or the config.json inside a checkpoint directory."""
-        p = Path(path)
-        if p.is_dir():
-            data = read_config(p, family="Dream")
-        else:
-            try:
-                data = json.loads(p.read_text(encoding="utf-8"))
-            except (OSError, ValueError) as exc:
-                raise ConfigError(f"path={str(path)!r} could not be read as a JSON config: {exc}") from exc
-        return cls.from_dict(data)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The config.json contents (``model_type`` "Dream", ``architectures`` ["DreamModel"])."""
-        out: dict[str, Any] = dict(self.extra)
-        for f in dataclasses.fields(self):
-            if f.name != "extra":
-                out[f.name] = getattr(self, f.name)
-        if out["head_dim"] is None:
-            del out["head_dim"]
-        out["model_type"] = MODEL_TYPE
-        out["architectures"] = ["DreamModel"]
-        return out
 
     def validate(self) -> None:
         """Reject configurations this implementation does not compute exactly.
@@ -181,16 +139,8 @@ class DreamAttention(nn.Module):
         mask: torch.Tensor | None,
         compute_dtype: torch.dtype | None,
     ) -> torch.Tensor:
-        b, t, _ = x.shape
-        q = _layers.linear(x, self.q_proj, compute_dtype).view(b, t, self.n_heads, self.head_dim).transpose(1, 2)
-        k = _layers.linear(x, self.k_proj, compute_dtype).view(b, t, self.n_kv_heads, self.head_dim).transpose(1, 2)
-        v = _layers.linear(x, self.v_proj, compute_dtype).view(b, t, self.n_kv_heads, self.head_dim).transpose(1, 2)
         # Dream rotates in the activation dtype with cos/sin already cast to it (unlike LLaDA's fp32 RoPE).
-        q = _layers.apply_rope(q, cos, sin)
-        k = _layers.apply_rope(k, cos, sin)
-        rep = self.n_heads // self.n_kv_heads
-        o = _layers.attention(q, _layers.repeat_kv(k, rep), _layers.repeat_kv(v, rep), mask, compute_dtype)
-        o = o.transpose(1, 2).reshape(b, t, self.n_heads * self.head_dim)
+        o = _layers.self_attention(self, x, cos, sin, mask, compute_dtype, rope_fp32=False)
         return _layers.linear(o, self.o_proj, compute_dtype)
 
 
@@ -204,9 +154,7 @@ class DreamMLP(nn.Module):
         self.down_proj = nn.Linear(config.intermediate_size, config.hidden_size, bias=False)
 
     def forward(self, x: torch.Tensor, compute_dtype: torch.dtype | None) -> torch.Tensor:
-        gate = _layers.linear(x, self.gate_proj, compute_dtype)
-        up = _layers.linear(x, self.up_proj, compute_dtype)
-        return _layers.linear(nn.functional.silu(gate) * up, self.down_proj, compute_dtype)
+        return _layers.swiglu(x, self.gate_proj, self.up_proj, self.down_proj, compute_dtype)
 
 
 class DreamDecoderLayer(nn.Module):
@@ -239,7 +187,7 @@ class DreamBaseModel(nn.Module):
         self.norm = _layers.RMSNorm(config.hidden_size, config.rms_norm_eps)
 
 
-class DreamModel(nn.Module):
+class DreamModel(_layers.NativeModel):
     """Dream masked diffusion LM with the released checkpoint's parameter names.
 
     Args:
@@ -262,15 +210,7 @@ class DreamModel(nn.Module):
 
     def reset_parameters(self) -> None:
         """Initialise for training: N(0, initializer_range) matrices, zero biases, unit norm scales."""
-        std = self.config.initializer_range
-        for module in self.modules():
-            if isinstance(module, (nn.Linear, nn.Embedding)):
-                nn.init.normal_(module.weight, mean=0.0, std=std)
-                bias = getattr(module, "bias", None)
-                if isinstance(bias, torch.Tensor):
-                    nn.init.zeros_(bias)
-            elif isinstance(module, _layers.RMSNorm):
-                module.reset_parameters()
+        _layers.init_weights(self, self.config.initializer_range)
 
     def tie_weights(self) -> None:
         """Share the LM head with the embedding when ``tie_word_embeddings`` is set."""
@@ -282,21 +222,8 @@ class DreamModel(nn.Module):
         """Width of the logits (``vocab_size``)."""
         return self.config.vocab_size
 
-    @property
-    def dtype(self) -> torch.dtype:
-        return self.model.embed_tokens.weight.dtype
-
-    @property
-    def device(self) -> torch.device:
-        return self.model.embed_tokens.weight.device
-
-    def set_precision(self, precision: str) -> None:
-        """Switch between ``"native"`` and ``"reference"`` numerics."""
-        if precision not in _layers.PRECISIONS:
-            raise ConfigError(
-                f"precision={precision!r} is not a precision mode; pass one of {list(_layers.PRECISIONS)}."
-            )
-        self.precision = precision
+    def _token_embedding(self) -> nn.Embedding:
+        return self.model.embed_tokens
 
     def forward(
         self,
@@ -314,23 +241,20 @@ class DreamModel(nn.Module):
         Returns:
             ``[B, T, vocab_size]``; row ``q`` predicts token ``q + 1`` (see :func:`shift_logits`).
         """
-        t = input_ids.shape[-1]
-        if position_ids is None:
-            position_ids = torch.arange(t, device=input_ids.device)
+        cos, sin, mask, compute_dtype = _layers.rope_and_mask(
+            input_ids,
+            attention_mask,
+            position_ids,
+            head_dim=self.config.attn_head_dim,
+            theta=self.config.rope_theta,
+            precision=self.precision,
+        )
         h = self.model.embed_tokens(input_ids)
-        cos, sin = _layers.rope_angles(position_ids, self.config.attn_head_dim, self.config.rope_theta)
         # Dream casts cos/sin to the hidden states' dtype (the embedding output) before use.
         cos, sin = cos.to(h.dtype), sin.to(h.dtype)
-        if cos.dim() == 3:
-            cos, sin = cos[:, None], sin[:, None]
-        mask = _layers.key_padding_mask(attention_mask)
-        compute_dtype = _layers.compute_dtype_for(self.precision)
         for layer in self.model.layers:
             h = layer(h, cos, sin, mask, compute_dtype)
         return _layers.linear(self.model.norm(h), self.lm_head, compute_dtype)
-
-    def num_parameters(self) -> int:
-        return sum(p.numel() for p in self.parameters())
 
 
 def shift_logits(logits: torch.Tensor) -> torch.Tensor:
@@ -348,12 +272,8 @@ def save_pretrained(
     max_shard_size: int | str | None = None,
 ) -> Path:
     """Write ``config.json`` and weights (single file, or shards plus index) to ``directory``."""
-    config = model.config.to_dict()
-    config["torch_dtype"] = dtype_name(model.dtype)
-    state = model.state_dict()
-    if model.config.tie_word_embeddings:
-        state.pop("lm_head.weight", None)
-    return save_checkpoint(config, state, directory, max_shard_size=max_shard_size)
+    omit = ("lm_head.weight",) if model.config.tie_word_embeddings else ()
+    return save_model(model, directory, max_shard_size=max_shard_size, omit=omit)
 
 
 def check_config(data: dict[str, Any], *, path: str | os.PathLike[str]) -> DreamConfig:
@@ -362,18 +282,9 @@ def check_config(data: dict[str, Any], *, path: str | os.PathLike[str]) -> Dream
     Raises:
         AdapterError: When ``model_type`` is not ``"Dream"``.
     """
-    model_type = str(data.get("model_type", ""))
-    if model_type.lower() != MODEL_TYPE.lower():
-        raise AdapterError(
-            f"path={str(path)!r} is not a Dream checkpoint: its config.json has model_type="
-            f"{data.get('model_type')!r} (expected 'Dream'). Use the adapter of that family "
-            "(e.g. daedal.models.LLaDA for model_type 'llada').",
-            code="checkpoint",
-        )
-    try:
-        return DreamConfig.from_dict(data)
-    except TypeError as exc:
-        raise AdapterError(f"path={str(path)!r}: config.json is not a valid Dream config: {exc}") from exc
+    return DreamConfig.from_checkpoint_dict(
+        data, path=path, hint=" Use the adapter of that family (e.g. daedal.models.LLaDA for model_type 'llada')."
+    )
 
 
 def load_pretrained(
@@ -389,14 +300,17 @@ def load_pretrained(
         ConfigError: Bad ``dtype`` or ``device``.
     """
     config = check_config(read_config(directory, family="Dream"), path=directory)
-    stored = config.torch_dtype or stored_dtype(directory, family="Dream")
-    target_dtype = resolve_dtype(dtype, checkpoint_dtype=stored)
-    target_device = resolve_device(device)
-    with torch.device("meta"):
-        model = DreamModel(config)
     # A tied head is stored once, as the embedding; tolerate its absence and re-tie afterwards.
     optional = ("lm_head.weight",) if config.tie_word_embeddings else ()
-    load_into(model, directory, dtype=target_dtype, device=target_device, family="Dream", optional=optional)
+    model = load_model(
+        lambda: DreamModel(config),
+        directory,
+        config_dtype=config.torch_dtype,
+        dtype=dtype,
+        device=device,
+        family="Dream",
+        optional=optional,
+    )
     model.tie_weights()
     model.eval()
     return model

@@ -17,7 +17,6 @@ RoPE runs in fp32 (``rope_full_precision``) and is cast back to the activation d
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -25,17 +24,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from daedal.core.errors import AdapterError, ConfigError
+from daedal.core.errors import ConfigError
 from daedal.models import _layers
-from daedal.models._loading import (
-    dtype_name,
-    load_into,
-    read_config,
-    resolve_device,
-    resolve_dtype,
-    save_checkpoint,
-    stored_dtype,
-)
+from daedal.models._config import CheckpointConfig
+from daedal.models._loading import load_model, read_config, save_model
 
 __all__ = [
     "LLaDAConfig",
@@ -49,12 +41,17 @@ MODEL_TYPE = "llada"
 
 
 @dataclasses.dataclass
-class LLaDAConfig:
+class LLaDAConfig(CheckpointConfig):
     """LLaDA's config.json, field for field (defaults are LLaDA-8B-Instruct's).
 
     Keys of config.json that are not fields here (``auto_map``, ``init_fn``, ...) are
-    kept in ``extra`` and written back by :meth:`to_dict`, so a round trip preserves them.
+    kept in ``extra`` and written back by :meth:`to_dict` (``model_type`` "llada",
+    ``architectures`` ["LLaDAModelLM"]), so a round trip preserves them.
     """
+
+    FAMILY = "LLaDA"
+    MODEL_TYPE = MODEL_TYPE
+    ARCHITECTURES = ("LLaDAModelLM",)
 
     d_model: int = 4096
     n_layers: int = 32
@@ -119,45 +116,6 @@ class LLaDAConfig:
     def padded_vocab_size(self) -> int:
         """Rows of the embedding / LM head (``embedding_size``, falling back to ``vocab_size``)."""
         return self.embedding_size if self.embedding_size is not None else self.vocab_size
-
-    # ------------------------------------------------------------------ (de)serialisation
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> LLaDAConfig:
-        """Build from a config.json mapping; unknown keys go to ``extra``."""
-        if not isinstance(d, dict):
-            raise ConfigError(f"config={d!r} must be a dict (the contents of LLaDA's config.json).")
-        names = {f.name for f in dataclasses.fields(cls)} - {"extra"}
-        known = {k: v for k, v in d.items() if k in names}
-        extra = {k: v for k, v in d.items() if k not in names and k not in ("model_type", "architectures")}
-        extra.update(d.get("extra", {}) if isinstance(d.get("extra"), dict) else {})
-        if known.get("torch_dtype") is None and isinstance(d.get("dtype"), str):
-            known["torch_dtype"] = d["dtype"]  # transformers >= 5 spells it "dtype"
-        cfg = cls(**known, extra=extra)
-        cfg.validate()
-        return cfg
-
-    @classmethod
-    def from_file(cls, path: str | os.PathLike[str]) -> LLaDAConfig:
-        """Read a config.json file, or the config.json inside a checkpoint directory."""
-        p = Path(path)
-        if p.is_dir():
-            data = read_config(p, family="LLaDA")
-        else:
-            try:
-                data = json.loads(p.read_text(encoding="utf-8"))
-            except (OSError, ValueError) as exc:
-                raise ConfigError(f"path={str(path)!r} could not be read as a JSON config: {exc}") from exc
-        return cls.from_dict(data)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The config.json contents (``model_type`` "llada", ``architectures`` ["LLaDAModelLM"])."""
-        out: dict[str, Any] = dict(self.extra)
-        for f in dataclasses.fields(self):
-            if f.name != "extra":
-                out[f.name] = getattr(self, f.name)
-        out["model_type"] = MODEL_TYPE
-        out["architectures"] = ["LLaDAModelLM"]
-        return out
 
     def validate(self) -> None:
         """Reject configurations this implementation does not compute exactly.
@@ -231,22 +189,10 @@ class LLaDABlock(nn.Module):
         mask: torch.Tensor | None,
         compute_dtype: torch.dtype | None,
     ) -> torch.Tensor:
-        b, t, _ = x.shape
-        a = self.attn_norm(x)
-        q = _layers.linear(a, self.q_proj, compute_dtype).view(b, t, self.n_heads, self.head_dim).transpose(1, 2)
-        k = _layers.linear(a, self.k_proj, compute_dtype).view(b, t, self.n_kv_heads, self.head_dim).transpose(1, 2)
-        v = _layers.linear(a, self.v_proj, compute_dtype).view(b, t, self.n_kv_heads, self.head_dim).transpose(1, 2)
         # rope_full_precision: rotate in fp32, cast back to the activation dtype.
-        q = _layers.apply_rope(q.float(), cos, sin).to(q.dtype)
-        k = _layers.apply_rope(k.float(), cos, sin).to(k.dtype)
-        rep = self.n_heads // self.n_kv_heads
-        o = _layers.attention(q, _layers.repeat_kv(k, rep), _layers.repeat_kv(v, rep), mask, compute_dtype)
-        o = o.transpose(1, 2).reshape(b, t, self.n_heads * self.head_dim)
+        o = _layers.self_attention(self, self.attn_norm(x), cos, sin, mask, compute_dtype, rope_fp32=True)
         x = x + _layers.linear(o, self.attn_out, compute_dtype)
-        h = self.ff_norm(x)
-        gate = _layers.linear(h, self.ff_proj, compute_dtype)
-        up = _layers.linear(h, self.up_proj, compute_dtype)
-        return x + _layers.linear(nn.functional.silu(gate) * up, self.ff_out, compute_dtype)
+        return x + _layers.swiglu(self.ff_norm(x), self.ff_proj, self.up_proj, self.ff_out, compute_dtype)
 
 
 class LLaDATransformer(nn.Module):
@@ -271,7 +217,7 @@ class LLaDAModel(nn.Module):
         self.transformer = LLaDATransformer(config)
 
 
-class LLaDAModelLM(nn.Module):
+class LLaDAModelLM(_layers.NativeModel):
     """LLaDA masked diffusion LM with the released checkpoints' parameter names.
 
     Args:
@@ -294,15 +240,7 @@ class LLaDAModelLM(nn.Module):
     # ------------------------------------------------------------------ parameters
     def reset_parameters(self) -> None:
         """Initialise for training from scratch: N(0, init_std) matrices, unit norm scales, zero biases."""
-        std = self.config.init_std
-        for module in self.modules():
-            if isinstance(module, (nn.Linear, nn.Embedding)):
-                nn.init.normal_(module.weight, mean=0.0, std=std)
-                bias = getattr(module, "bias", None)
-                if isinstance(bias, torch.Tensor):
-                    nn.init.zeros_(bias)
-            elif isinstance(module, _layers.RMSNorm):
-                module.reset_parameters()
+        _layers.init_weights(self, self.config.init_std)
 
     @property
     def transformer(self) -> LLaDATransformer:
@@ -313,21 +251,8 @@ class LLaDAModelLM(nn.Module):
         """Width of the logits: the embedding rows (``embedding_size``), which may exceed the tokenizer."""
         return self.config.padded_vocab_size
 
-    @property
-    def dtype(self) -> torch.dtype:
-        return self.transformer.wte.weight.dtype
-
-    @property
-    def device(self) -> torch.device:
-        return self.transformer.wte.weight.device
-
-    def set_precision(self, precision: str) -> None:
-        """Switch between ``"native"`` and ``"reference"`` numerics (see the class docstring)."""
-        if precision not in _layers.PRECISIONS:
-            raise ConfigError(
-                f"precision={precision!r} is not a precision mode; pass one of {list(_layers.PRECISIONS)}."
-            )
-        self.precision = precision
+    def _token_embedding(self) -> nn.Embedding:
+        return self.transformer.wte
 
     # ------------------------------------------------------------------ forward
     def forward(
@@ -347,15 +272,15 @@ class LLaDAModelLM(nn.Module):
         Returns:
             ``[B, T, embedding_size]`` logits; ``logits[b, i]`` predicts slot ``i``.
         """
-        t = input_ids.shape[-1]
         tr = self.transformer
-        if position_ids is None:
-            position_ids = torch.arange(t, device=input_ids.device)
-        cos, sin = _layers.rope_angles(position_ids, self.config.head_dim, self.config.rope_theta)
-        if cos.dim() == 3:  # [B, T, D] -> [B, 1, T, D] to broadcast over heads
-            cos, sin = cos[:, None], sin[:, None]
-        mask = _layers.key_padding_mask(attention_mask)
-        compute_dtype = _layers.compute_dtype_for(self.precision)
+        cos, sin, mask, compute_dtype = _layers.rope_and_mask(
+            input_ids,
+            attention_mask,
+            position_ids,
+            head_dim=self.config.head_dim,
+            theta=self.config.rope_theta,
+            precision=self.precision,
+        )
         h = tr.wte(input_ids)
         for block in tr.blocks:
             h = block(h, cos, sin, mask, compute_dtype)
@@ -366,9 +291,6 @@ class LLaDAModelLM(nn.Module):
                 return nn.functional.linear(h.to(compute_dtype), head.to(compute_dtype))
             return nn.functional.linear(h, head)
         return _layers.linear(h, tr.ff_out, compute_dtype)
-
-    def num_parameters(self) -> int:
-        return sum(p.numel() for p in self.parameters())
 
 
 # ---------------------------------------------------------------------------------------- I/O
@@ -387,9 +309,7 @@ def save_pretrained(
         directory: Target directory (created if missing).
         max_shard_size: Bytes or ``"2GB"``; None writes one ``model.safetensors``.
     """
-    config = model.config.to_dict()
-    config["torch_dtype"] = dtype_name(model.dtype)
-    return save_checkpoint(config, model.state_dict(), directory, max_shard_size=max_shard_size)
+    return save_model(model, directory, max_shard_size=max_shard_size)
 
 
 def check_config(data: dict[str, Any], *, path: str | os.PathLike[str]) -> LLaDAConfig:
@@ -398,18 +318,9 @@ def check_config(data: dict[str, Any], *, path: str | os.PathLike[str]) -> LLaDA
     Raises:
         AdapterError: When ``model_type`` is not ``"llada"``.
     """
-    model_type = str(data.get("model_type", ""))
-    if model_type.lower() != MODEL_TYPE:
-        raise AdapterError(
-            f"path={str(path)!r} is not a LLaDA checkpoint: its config.json has model_type="
-            f"{data.get('model_type')!r} (expected 'llada'). Use the adapter of that family "
-            "(e.g. daedal.models.Dream for model_type 'Dream').",
-            code="checkpoint",
-        )
-    try:
-        return LLaDAConfig.from_dict(data)
-    except TypeError as exc:  # a field of the wrong kind, e.g. a list where an int belongs
-        raise AdapterError(f"path={str(path)!r}: config.json is not a valid LLaDA config: {exc}") from exc
+    return LLaDAConfig.from_checkpoint_dict(
+        data, path=path, hint=" Use the adapter of that family (e.g. daedal.models.Dream for model_type 'Dream')."
+    )
 
 
 def load_pretrained(
@@ -433,12 +344,14 @@ def load_pretrained(
         ConfigError: Bad ``dtype`` or ``device``.
     """
     config = check_config(read_config(directory, family="LLaDA"), path=directory)
-    stored = config.torch_dtype or stored_dtype(directory, family="LLaDA")
-    target_dtype = resolve_dtype(dtype, checkpoint_dtype=stored)
-    target_device = resolve_device(device)
-    with torch.device("meta"):
-        model = LLaDAModelLM(config)
-    load_into(model, directory, dtype=target_dtype, device=target_device, family="LLaDA")
+    model = load_model(
+        lambda: LLaDAModelLM(config),
+        directory,
+        config_dtype=config.torch_dtype,
+        dtype=dtype,
+        device=device,
+        family="LLaDA",
+    )
     model.eval()
     return model
 
