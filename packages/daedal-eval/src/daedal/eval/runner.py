@@ -212,6 +212,24 @@ def _all_records(output: Path) -> list[dict[str, Any]]:
     return [seen[i] for i in sorted(seen)]
 
 
+def _json_line(record: Mapping[str, Any]) -> bytes:
+    """One samples-file line: the record as UTF-8 JSON (``repr`` for what JSON cannot hold) and a newline."""
+    return json.dumps(record, ensure_ascii=False, default=repr).encode("utf-8") + b"\n"
+
+
+def _replace_samples(out: Path, records: Sequence[Mapping[str, Any]]) -> None:
+    """Write ``records`` to ``samples.jsonl`` atomically (temp file, fsync, rename), then delete the rank files."""
+    tmp = out / (SAMPLES + ".tmp")
+    with open(tmp, "wb") as f:
+        for record in records:
+            f.write(_json_line(record))
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, out / SAMPLES)
+    for shard in out.glob("samples.rank*.jsonl"):
+        shard.unlink()
+
+
 class _Appender:
     """Appends JSON lines durably: each line is flushed and fsynced before the next sample."""
 
@@ -220,7 +238,7 @@ class _Appender:
         self._f = open(path, "ab")
 
     def write(self, record: Mapping[str, Any]) -> None:
-        self._f.write(json.dumps(record, ensure_ascii=False, default=repr).encode("utf-8") + b"\n")
+        self._f.write(_json_line(record))
         self._f.flush()
         os.fsync(self._f.fileno())
 
@@ -236,15 +254,7 @@ def merge_shards(output: str | os.PathLike[str]) -> list[dict[str, Any]]:
     """
     out = Path(output)
     records = _all_records(out)
-    tmp = out / (SAMPLES + ".tmp")
-    with open(tmp, "wb") as f:
-        for record in records:
-            f.write(json.dumps(record, ensure_ascii=False, default=repr).encode("utf-8") + b"\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, out / SAMPLES)
-    for shard in out.glob("samples.rank*.jsonl"):
-        shard.unlink()
+    _replace_samples(out, records)
     return records
 
 
@@ -447,15 +457,7 @@ def rescore(output: str | os.PathLike[str], suite: Suite | None = None) -> dict[
         record["detail"] = score.detail
         record["target"] = suite.target(record["doc"])
         record["pad"] = metrics.count_pad(record["text"], suite.pad_strings)
-    tmp = out / (SAMPLES + ".tmp")
-    with open(tmp, "wb") as f:
-        for record in records:
-            f.write(json.dumps(record, ensure_ascii=False, default=repr).encode("utf-8") + b"\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, out / SAMPLES)
-    for shard in out.glob("samples.rank*.jsonl"):
-        shard.unlink()
+    _replace_samples(out, records)
     summary = _summary(manifest, records)
     summary["rescored"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     _write_json_atomic(out / SUMMARY, summary)
