@@ -67,3 +67,12 @@ def boolean(_inst: object, attribute: attrs.Attribute, value: object) -> None:
     """A real bool (not 0/1 or a string)."""
     if not isinstance(value, bool):
         raise ConfigError(f"`{attribute.name}` must be True or False, got {value!r}")
+
+
+def initial_within_max(initial_gen_length: int, max_gen_length: int) -> None:
+    """``initial_gen_length <= max_gen_length``; for ``__attrs_post_init__``, once both fields are valid."""
+    if initial_gen_length > max_gen_length:
+        raise ConfigError(
+            f"`initial_gen_length` {initial_gen_length} is larger than `max_gen_length` "
+            f"{max_gen_length}: lower initial_gen_length or raise max_gen_length"
+        )

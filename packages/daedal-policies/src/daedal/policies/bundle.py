@@ -5,7 +5,13 @@ from __future__ import annotations
 import attrs
 
 from daedal.core import ConfigError, GumbelTemperature
-from daedal.policies._validate import boolean, int_at_least, non_negative, unit_interval
+from daedal.policies._validate import (
+    boolean,
+    initial_within_max,
+    int_at_least,
+    non_negative,
+    unit_interval,
+)
 from daedal.policies.expand import LowConfidenceExpand
 from daedal.policies.length import EosConfidenceLength
 from daedal.policies.sampling import ClassifierFreeGuidance
@@ -59,11 +65,7 @@ class Daedal:
     reference_compat: bool = attrs.field(default=False, validator=boolean)
 
     def __attrs_post_init__(self) -> None:
-        if self.initial_gen_length > self.max_gen_length:
-            raise ConfigError(
-                f"`initial_gen_length` {self.initial_gen_length} is larger than `max_gen_length` "
-                f"{self.max_gen_length}: lower initial_gen_length or raise max_gen_length"
-            )
+        initial_within_max(self.initial_gen_length, self.max_gen_length)
         if self.reference_compat and self.cfg_scale > 0 and self.initial_gen_length != self.max_gen_length:
             raise ConfigError(
                 f"`cfg_scale` {self.cfg_scale} with `reference_compat=True`: the reference implementation fails "

@@ -22,7 +22,7 @@ import attrs
 import torch
 
 from daedal.core import Canvas, ConfigError, LengthChanged, State, hookimpl
-from daedal.policies._validate import boolean, int_at_least, optional, unit_interval
+from daedal.policies._validate import boolean, initial_within_max, int_at_least, optional, unit_interval
 from daedal.policies.budget import CAP_BINDS, mark, new_token_cap, spent
 from daedal.policies.eos import eos_confidence
 from daedal.policies.padding import build_canvas, check_fits, layout_prompts
@@ -52,11 +52,7 @@ class EosConfidenceLength:
     reference_compat: bool = attrs.field(default=False, validator=boolean)
 
     def __attrs_post_init__(self) -> None:
-        if self.initial_gen_length > self.max_gen_length:
-            raise ConfigError(
-                f"`initial_gen_length` {self.initial_gen_length} is larger than `max_gen_length` "
-                f"{self.max_gen_length}: lower initial_gen_length or raise max_gen_length"
-            )
+        initial_within_max(self.initial_gen_length, self.max_gen_length)
 
     @property
     def tail(self) -> int:
