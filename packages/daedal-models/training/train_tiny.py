@@ -60,7 +60,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="final checkpoint directory")
     p.add_argument("--work", type=Path, default=Path("runs/train_tiny"), help="periodic checkpoints and log")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--steps", type=int, default=3000)
+    p.add_argument("--steps", type=int, default=6000)
     p.add_argument("--stop-at", type=int, default=None,
                    help="stop after this many steps of the --steps schedule and write the final checkpoint")
     p.add_argument("--batch-size", type=int, default=64)
@@ -232,6 +232,14 @@ def probe(model: LLaDAModelLM, enc: Encoder, n_per_family: int = 16) -> dict[str
     return out
 
 
+def _rel(path: Path) -> str:
+    """A path relative to the working directory when it lies below it (portable records)."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -307,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
     save_tokenizer(args.out)
     record = {
         "command": "python packages/daedal-models/training/train_tiny.py " + " ".join(sys.argv[1:] if argv is None else argv),
-        "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "args": {k: _rel(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         "parameters": n_params,
         "steps": step,
         "train_time_s": round(total, 1),
