@@ -53,6 +53,13 @@ def test_policy_and_parameters_from_the_command_line(cli) -> None:
     assert code == 0 and json.loads(out)["params"]["initial_gen_length"] == 16
 
 
+def test_seed_dtype_and_device_flags(cli) -> None:
+    code, out, err = cli("generate", "--json", "--seed", "3", "--dtype", "bfloat16", "--device", "cpu", "reverse: a b c")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["seed"] == 3 and report["results"][0]["text"] == "c b a"
+
+
 def test_raw_output_keeps_end_tokens(cli) -> None:
     code, out, _ = cli("generate", "--raw", "reverse: a b")
     assert code == 0
@@ -125,6 +132,8 @@ def test_listing_imports_no_policy_or_model_code() -> None:
         (["generate", "--model", "{tmp}/missing", "x"], 3, "no checkpoint directory"),
         (["generate", "--model", "{tmp}", "x"], 3, "without config.json"),
         (["generate", "--adapter", "nope", "x"], 2, "'nope' is not an installed adapter"),
+        (["generate", "--dtype", "float9", "reverse: a"], 2, "dtype='float9'"),
+        (["generate", "--device", "tpu", "reverse: a"], 2, "device='tpu'"),
         (["trace", "render", "{tmp}/none.jsonl", "--html", "{tmp}/o.html"], 2, "does not exist"),
         (["trace", "render", "{tmp}/garbage.jsonl", "--html", "{tmp}/o.html"], 2, "not a JSONL trace"),
     ],
