@@ -28,7 +28,7 @@ def test_unknown_name_lists_available():
 
 
 def test_unknown_parameter_lists_valid_ones():
-    with pytest.raises(ConfigError, match=r"no parameter\(s\) \['gen_lenght'\]; valid: \['gen_length', 'max_gen_length'\]"):
+    with pytest.raises(ConfigError, match=r"policy 'fixed-length' has no parameter\(s\) \['gen_lenght'\]; valid: \['gen_length', 'max_gen_length'\]"):
         registry.create("policies", "fixed-length", {"gen_lenght": 7})
 
 

@@ -15,6 +15,9 @@ import attrs
 
 from daedal.core.errors import ConfigError, PluginError, PolicyNotFoundError
 
+#: The singular noun of each kind, for messages.
+SINGULAR = {"policies": "policy", "adapters": "adapter", "suites": "suite", "commands": "command"}
+
 GROUPS = {
     "policies": "daedal.policies",
     "adapters": "daedal.adapters",
@@ -78,7 +81,7 @@ def create(kind: str, name: str, params: Mapping[str, Any] | None = None) -> Any
         valid = [f.name for f in attrs.fields(factory) if f.init]
         unknown = sorted(set(params) - set(valid))
         if unknown:
-            raise ConfigError(f"{kind[:-1] if kind.endswith('s') else kind} {name!r} has no parameter(s) {unknown}; valid: {valid}")
+            raise ConfigError(f"{SINGULAR[kind]} {name!r} has no parameter(s) {unknown}; valid: {valid}")
     try:
         return factory(**params)
     except TypeError as err:
