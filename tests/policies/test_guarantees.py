@@ -80,6 +80,7 @@ def test_budget_forward_passes_cap_a_third_party_expansion_run_without_masks():
     roomy = [FixedLength(gen_length=8, max_gen_length=64), SemiAutoregressive(mask_proposals="next-best"), GrowEveryStep()]
     out = Engine(adapter, [*roomy, Budget(max_forward_passes=5)]).generate([[4, 5], [6]])
     assert out.stats.forward_passes == 5 and _masks(out, adapter) == 0
+    assert out.stats.stopped_by == "max_forward_passes" and out.info["budget"] == "max_forward_passes"
 
 
 # -- batch-invariant sampling ---------------------------------------------------------------------------

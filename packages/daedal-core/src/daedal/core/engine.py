@@ -360,6 +360,7 @@ class Engine:
             bound = _spent(state, limits)
             if bound is not None:
                 stopped_by = bound
+                state.report.setdefault("budget", bound)
                 break
             if step >= cap:
                 if config.max_steps is not None:
@@ -436,6 +437,8 @@ class Engine:
         canvas, filled, left = self._finish(state, canvas, step, decoder, stopped_by)
         if stopped_by == "policy" and filled == 0 and left == 0:
             stopped_by = "done"
+        if stopped_by == "done" and state.report.get("budget") in ("max_forward_passes", "deadline_s"):
+            stopped_by = state.report["budget"]  # a budget policy finished the run in its last allowed step
         result = self._result(state, canvas, step, stopped_by, filled, left)
         emit(RunFinished(result.stats, result.tokens))
         if config.record:
