@@ -135,7 +135,7 @@ class Engine:
                     f"{sorted(hookspecs.CAPABILITIES)} (see daedal.core.hookspecs)",
                     code="unknown-hook",
                 )
-        self._hooktrace: Callable[..., None] | None = None
+        self._hooktrace: Any = None  # pluggy's TagTracerSub when DAEDAL_TRACE_HOOKS is set
         if os.environ.get("DAEDAL_TRACE_HOOKS"):
             self.pm.trace.root.setwriter(print)
             self.pm.enable_tracing()
@@ -313,7 +313,7 @@ class Engine:
         if seed is not None or record is not None:
             config = attrs.evolve(
                 config,
-                seed=config.seed if seed is None or per_row else seed,
+                seed=seed if isinstance(seed, int) else config.seed,
                 record=config.record if record is None else record,
             )
         ids = self.encode(prompts)
