@@ -135,6 +135,8 @@ class Engine:
                     f"{sorted(hookspecs.CAPABILITIES)} (see daedal.core.hookspecs)",
                     code="unknown-hook",
                 )
+        # Names for the step trace's decided_by, made once (reprs are not free on every step).
+        self._names = {id(p): _describe(p) for p in (*self.policies, *self.defaults)}
         self._hooktrace: Any = None  # pluggy's TagTracerSub when DAEDAL_TRACE_HOOKS is set
         if os.environ.get("DAEDAL_TRACE_HOOKS"):
             self.pm.trace.root.setwriter(print)
@@ -416,7 +418,7 @@ class Engine:
                     code="no-progress",
                 )
             decided_by = {
-                hook: _describe(by)
+                hook: self._names.get(id(by)) or _describe(by)
                 for hook, by in (
                     ("select_window", window_by),
                     ("select_unmask", unmask_by),
