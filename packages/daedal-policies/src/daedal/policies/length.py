@@ -82,8 +82,9 @@ class EosConfidenceLength:
             device=torch.device(adapter.device),
         )
         check_fits(state, prompts, self.max_gen_length, "max_gen_length")
-        if getattr(adapter, "family", "") == "Dream":
-            # The official DAEDAL code is LLaDA-only (daedal.md §12): nothing to verify Dream runs against.
+        if getattr(adapter, "shifted", False):
+            # The official DAEDAL code reads the model's logits as they come, so it only runs models
+            # whose raw logit row i predicts slot i: nothing to verify a shifted model's run against.
             state.report["reference_verifiable"] = False
         cap = self._cap(state)
         length = torch.full_like(prompts.prompt_len, self.initial_gen_length)
