@@ -20,7 +20,8 @@ from typing import Literal
 import attrs
 
 from daedal.core import ConfigError, FixedLength, GumbelTemperature, SemiAutoregressive
-from daedal.policies._validate import boolean, int_at_least, non_negative, one_of
+from daedal.policies._bundle import from_part, part_kwargs
+from daedal.policies._validate import boolean, int_at_least
 from daedal.policies.padding import LeftPaddedFixedLength
 from daedal.policies.sampling import ClassifierFreeGuidance
 
@@ -53,16 +54,16 @@ class LLaDADecoding:
             (per-row streams: sampling and random remasking do not depend on the batch).
     """
 
-    gen_length: int = attrs.field(default=128, validator=int_at_least(1))
-    steps: int = attrs.field(default=128, validator=int_at_least(1))
-    block_length: int = attrs.field(default=128, validator=int_at_least(1))
-    temperature: float = attrs.field(default=0.0, validator=non_negative)
-    cfg_scale: float = attrs.field(default=0.0, validator=non_negative)
-    remasking: Literal["low_confidence", "random"] = attrs.field(
-        default="low_confidence", validator=one_of("low_confidence", "random")
-    )
+    # Each field is the part's own (validator, and default where LLaDA's generate() has none
+    # of its own): see daedal.policies._bundle.
+    gen_length: int = from_part(FixedLength, "gen_length")
+    steps: int = from_part(SemiAutoregressive, "steps", default=128, validator=int_at_least(1))
+    block_length: int = from_part(SemiAutoregressive, "block_length", default=128, validator=int_at_least(1))
+    temperature: float = from_part(GumbelTemperature, "temperature")
+    cfg_scale: float = from_part(ClassifierFreeGuidance, "scale")
+    remasking: Literal["low_confidence", "random"] = from_part(SemiAutoregressive, "remasking")
     reference_compat: bool = attrs.field(default=False, validator=boolean)
-    streams: Literal["batch", "rows"] = attrs.field(default="batch", validator=one_of("batch", "rows"))
+    streams: Literal["batch", "rows"] = from_part(SemiAutoregressive, "streams")
 
     def __attrs_post_init__(self) -> None:
         if self.gen_length % self.block_length:
@@ -87,19 +88,16 @@ class LLaDADecoding:
     def parts(self) -> list[object]:
         """The policies this bundle stands for."""
         length: object = (
-            LeftPaddedFixedLength(gen_length=self.gen_length)
+            LeftPaddedFixedLength(**part_kwargs(self, FixedLength))
             if self.reference_compat
-            else FixedLength(gen_length=self.gen_length)
+            else FixedLength(**part_kwargs(self, FixedLength))
         )
-        parts: list[object] = [
-            length,
-            LLaDASchedule(
-                block_length=self.block_length, steps=self.total_steps, remasking=self.remasking, streams=self.streams
-            ),
-        ]
+        schedule = {**part_kwargs(self, SemiAutoregressive), "steps": self.total_steps}
+        parts: list[object] = [length, LLaDASchedule(**schedule)]
         if self.temperature > 0:
             precision: Literal["float64", "float32"] = "float32" if self.reference_compat else "float64"
-            parts.append(GumbelTemperature(temperature=self.temperature, precision=precision, streams=self.streams))
+            gumbel = part_kwargs(self, GumbelTemperature)
+            parts.append(GumbelTemperature(**gumbel, precision=precision, streams=self.streams))
         if self.cfg_scale > 0:
-            parts.append(ClassifierFreeGuidance(scale=self.cfg_scale))
+            parts.append(ClassifierFreeGuidance(**part_kwargs(self, ClassifierFreeGuidance)))
         return parts
