@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import attrs
 
-from daedal.core import ConfigError, GumbelTemperature
+from daedal.core import GumbelTemperature
 from daedal.policies._bundle import from_part, part_kwargs
 from daedal.policies._validate import initial_within_max
 from daedal.policies.expand import LowConfidenceExpand
 from daedal.policies.length import EosConfidenceLength
+from daedal.policies.reference import check_reference_guidance
 from daedal.policies.sampling import ClassifierFreeGuidance
 from daedal.policies.unmask import BlockPointer, ThresholdUnmask
 
 
 @attrs.frozen(kw_only=True)
 class Daedal:
-    """DAEDAL (training-free variable-length denoising) with the paper's parameters (``daedal.md`` §1).
+    """DAEDAL (training-free variable-length denoising) with the paper's parameters (reference semantics §1).
 
     A bundle: the engine replaces it by :meth:`parts`, each usable alone:
     ``EosConfidenceLength`` (stage 1 and the EOS tail), ``BlockPointer`` (the block
@@ -29,7 +30,9 @@ class Daedal:
     reference leaves to GPU kernels, go to the lowest column in both modes. The default
     mode keeps the algorithm and drops the accidents: each row's decisions and output are
     independent of the rest of the batch, an insertion that does not fit is skipped
-    instead of cutting the row, and guidance works after length changes.
+    instead of cutting the row, and guidance works after length changes. The reproduced
+    quirks live in :mod:`daedal.policies.reference`; each field is its part's own (same
+    default and validation).
 
     Attributes:
         initial_gen_length: ``L_init``.
@@ -62,12 +65,8 @@ class Daedal:
 
     def __attrs_post_init__(self) -> None:
         initial_within_max(self.initial_gen_length, self.max_gen_length)
-        if self.reference_compat and self.cfg_scale > 0 and self.initial_gen_length != self.max_gen_length:
-            raise ConfigError(
-                f"`cfg_scale` {self.cfg_scale} with `reference_compat=True`: the reference implementation fails "
-                "with an indexing error as soon as the canvas length changes (daedal.md Q9); use the default mode "
-                "(reference_compat=False), where guidance follows the canvas, or cfg_scale=0"
-            )
+        if self.reference_compat:
+            check_reference_guidance(self.cfg_scale, self.initial_gen_length, self.max_gen_length)
 
     def parts(self) -> list[object]:
         """The policies this bundle stands for, in the order they answer."""

@@ -1,4 +1,4 @@
-"""Dream's ``diffusion_generate`` (``baselines.md`` (b)): four unmasking algorithms on one schedule.
+"""Dream's ``diffusion_generate`` (reference semantics b): four unmasking algorithms on one schedule.
 
 Each step ``i`` of ``steps`` has the noise levels ``t_i > t_{i+1}`` of
 ``linspace(1, eps, steps + 1)``. Every masked slot gets a token from ``sample_tokens``

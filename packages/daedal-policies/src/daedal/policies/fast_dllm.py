@@ -1,4 +1,4 @@
-"""Fast-dLLM's parallel decoding (``baselines.md`` c.1): several tokens per step inside a block.
+"""Fast-dLLM's parallel decoding (reference semantics c.1): several tokens per step inside a block.
 
 Blocks are decoded in order (the :class:`~daedal.policies.BlockPointer` window); in the
 current block every step commits

@@ -1,4 +1,4 @@
-"""LLaDA's fixed-length, block semi-autoregressive decoding (``baselines.md`` a.1, a.2).
+"""LLaDA's fixed-length, block semi-autoregressive decoding (reference semantics a.1, a.2).
 
 :class:`LLaDADecoding` takes the reference ``generate()``'s parameter names and is a bundle
 of the core's ``FixedLength``, ``SemiAutoregressive`` and ``GumbelTemperature``, plus
@@ -22,7 +22,7 @@ import attrs
 from daedal.core import ConfigError, FixedLength, GumbelTemperature, SemiAutoregressive
 from daedal.policies._bundle import from_part, part_kwargs
 from daedal.policies._validate import boolean, int_at_least
-from daedal.policies.padding import LeftPaddedFixedLength
+from daedal.policies.reference import baseline_steps, daedal_baseline_parts
 from daedal.policies.sampling import ClassifierFreeGuidance
 
 
@@ -82,22 +82,21 @@ class LLaDADecoding:
     @property
     def total_steps(self) -> int:
         """Steps the run takes: ``steps``, or ``max(1, steps // blocks) * blocks`` in reference mode."""
-        blocks = self.gen_length // self.block_length
-        return max(1, self.steps // blocks) * blocks if self.reference_compat else self.steps
+        if self.reference_compat:
+            return baseline_steps(self.steps, self.gen_length // self.block_length)
+        return self.steps
 
     def parts(self) -> list[object]:
         """The policies this bundle stands for."""
-        length: object = (
-            LeftPaddedFixedLength(**part_kwargs(self, FixedLength))
-            if self.reference_compat
-            else FixedLength(**part_kwargs(self, FixedLength))
-        )
-        schedule = {**part_kwargs(self, SemiAutoregressive), "steps": self.total_steps}
-        parts: list[object] = [length, LLaDASchedule(**schedule)]
+        if self.reference_compat:
+            return daedal_baseline_parts(self)
+        parts: list[object] = [
+            FixedLength(**part_kwargs(self, FixedLength)),
+            LLaDASchedule(**part_kwargs(self, SemiAutoregressive)),
+        ]
         if self.temperature > 0:
-            precision: Literal["float64", "float32"] = "float32" if self.reference_compat else "float64"
             gumbel = part_kwargs(self, GumbelTemperature)
-            parts.append(GumbelTemperature(**gumbel, precision=precision, streams=self.streams))
+            parts.append(GumbelTemperature(**gumbel, precision="float64", streams=self.streams))
         if self.cfg_scale > 0:
             parts.append(ClassifierFreeGuidance(**part_kwargs(self, ClassifierFreeGuidance)))
         return parts
