@@ -276,13 +276,21 @@ class Canvas:
         )
 
 
+def _count(where: object) -> str:
+    """``positions=[per-row counts]`` for a decision's repr (no tensor dump)."""
+    if not isinstance(where, torch.Tensor) or where.ndim != 2:
+        return f"where={type(where).__name__}"
+    counts = where.sum(1).tolist()
+    return f"positions={counts}" if len(counts) <= 8 else f"positions={sum(counts)} in {len(counts)} rows"
+
+
 def _check_shape(name: str, t: torch.Tensor, shape: tuple[int, ...], dtype: torch.dtype) -> None:
     if not isinstance(t, torch.Tensor) or tuple(t.shape) != shape or t.dtype != dtype:
         got = f"{t.dtype} {tuple(t.shape)}" if isinstance(t, torch.Tensor) else type(t).__name__
         raise CanvasError(f"`{name}` must be a {dtype} tensor of the canvas shape {shape}, got {got}")
 
 
-@attrs.frozen(eq=False, kw_only=True)
+@attrs.frozen(eq=False, kw_only=True, repr=False)
 class Unmask:
     """Commit ``tokens`` at the positions in ``where``.
 
@@ -294,13 +302,16 @@ class Unmask:
     where: torch.Tensor
     tokens: torch.Tensor
 
+    def __repr__(self) -> str:
+        return f"Unmask({_count(self.where)})"
+
     @classmethod
     def none_like(cls, canvas: Canvas) -> Unmask:
         """A decision that commits nothing."""
         return cls(where=torch.zeros_like(canvas.tokens, dtype=torch.bool), tokens=canvas.tokens)
 
 
-@attrs.frozen(eq=False, kw_only=True)
+@attrs.frozen(eq=False, kw_only=True, repr=False)
 class Remask:
     """Turn committed generation tokens in ``where`` back into masks, to be predicted again.
 
@@ -311,8 +322,11 @@ class Remask:
 
     where: torch.Tensor
 
+    def __repr__(self) -> str:
+        return f"Remask({_count(self.where)})"
 
-@attrs.frozen(eq=False, kw_only=True)
+
+@attrs.frozen(eq=False, kw_only=True, repr=False)
 class Expand:
     """Widen each masked position in ``where`` into ``factor`` masks.
 
@@ -326,6 +340,9 @@ class Expand:
     where: torch.Tensor
     factor: int = attrs.field()
     truncate: bool = False
+
+    def __repr__(self) -> str:
+        return f"Expand({_count(self.where)}, factor={self.factor}, truncate={self.truncate})"
 
     @factor.validator
     def _check_factor(self, _attribute: attrs.Attribute, value: int) -> None:

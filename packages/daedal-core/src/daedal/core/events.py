@@ -39,8 +39,13 @@ class Event:
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind}
 
+    def __repr__(self) -> str:
+        # Short: events hold canvases and tensors; hook tracing prints them.
+        step = getattr(self, "step", None)
+        return f"{type(self).__name__}({'' if step is None else f'step={step}'})"
 
-@attrs.frozen(eq=False)
+
+@attrs.frozen(eq=False, repr=False)
 class RunStarted(Event):
     """A run begins."""
 
@@ -53,7 +58,7 @@ class RunStarted(Event):
         return {"kind": self.kind, "prompts": self.prompts, "policies": self.policies, "seed": self.seed}
 
 
-@attrs.frozen(eq=False)
+@attrs.frozen(eq=False, repr=False)
 class CanvasInitialized(Event):
     """The loop's starting canvas is ready."""
 
@@ -72,7 +77,7 @@ class CanvasInitialized(Event):
         }
 
 
-@attrs.frozen(eq=False)
+@attrs.frozen(eq=False, repr=False)
 class LengthChanged(Event):
     """A length policy replaced the canvas while sizing it (e.g. DAEDAL's stage 1)."""
 
@@ -90,7 +95,7 @@ class LengthChanged(Event):
         }
 
 
-@attrs.frozen(eq=False)
+@attrs.frozen(eq=False, repr=False)
 class StepFinished(Event):
     """One denoising step was applied.
 
@@ -141,7 +146,7 @@ class StepFinished(Event):
         }
 
 
-@attrs.frozen(eq=False)
+@attrs.frozen(eq=False, repr=False)
 class RunFinished(Event):
     """A run ended."""
 
