@@ -13,8 +13,8 @@ PAGE = DOCS / "reference" / "semantics.md"
 SOURCES = sorted((ROOT / "packages").glob("daedal-*/src/daedal/**/*.py"))
 #: A citation: "reference semantics" followed by section, quirk and baseline ids ("§6 step 7 and 8",
 #: "Q6", "a.1, a.2", "b"), in docstrings, comments and messages.
-CITATION = re.compile(r"reference semantics((?:[ ,]+(?:and |§\d+|Q\d+|[abc]\.\d|b\b|step \d+))+)")
-ID = re.compile(r"§(\d+)|Q(\d+)|\b([abc])\.(\d)|\bb\b")
+CITATION = re.compile(r"reference semantics((?:[ ,]+(?:and |§\d+|Q\d+|E\d+|[abc]\.\d|b\b|step \d+))+)")
+ID = re.compile(r"§(\d+)|Q(\d+)|E(\d+)|\b([abc])\.(\d)|\bb\b")
 
 
 def _anchors() -> set[str]:
@@ -23,11 +23,13 @@ def _anchors() -> set[str]:
 
 
 def _anchor(match: re.Match[str]) -> str:
-    section, quirk, baseline, number = match.groups()
+    section, quirk, evaluation, baseline, number = match.groups()
     if section:
         return f"s{section}"
     if quirk:
         return f"q{quirk}"
+    if evaluation:
+        return f"e{evaluation}"
     if baseline:
         return f"{baseline}{number}"
     return "b"
@@ -45,7 +47,7 @@ def _citations() -> list[tuple[str, str]]:
 
 def test_the_packages_cite_the_page() -> None:
     cited = {anchor for _, anchor in _citations()}
-    assert {"s4", "s5", "s6", "q6", "a2", "b", "c1"} <= cited, f"citations found: {sorted(cited)}"
+    assert {"s4", "s5", "s6", "q6", "a2", "b", "c1", "e4", "e5"} <= cited, f"citations found: {sorted(cited)}"
 
 
 @pytest.mark.parametrize(("where", "anchor"), sorted(set(_citations())))
@@ -56,7 +58,7 @@ def test_each_citation_resolves(where: str, anchor: str) -> None:
 def test_no_docstring_cites_documents_a_reader_does_not_have() -> None:
     for path in SOURCES:
         text = path.read_text(encoding="utf-8")
-        for name in ("daedal.md", "baselines.md"):
+        for name in ("daedal.md", "baselines.md", "paper-results"):
             assert name not in text, f"{path.relative_to(ROOT)} cites {name}; cite 'reference semantics' instead"
 
 
