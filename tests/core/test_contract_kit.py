@@ -169,6 +169,22 @@ def test_an_in_place_canvas_write_fails() -> None:
         _check(_contract(policy), "test_never_mutates_in_place", policy)
 
 
+@attrs.frozen
+class PromptEditingFill:
+    """A correct fill rule that also appends to the run's prompt list."""
+
+    @hookimpl
+    def select_unmask(self, state, prediction):  # type: ignore[no-untyped-def]
+        state.prompts[0].append(7)
+        return PrivateFieldFill().select_unmask(state, prediction)
+
+
+def test_an_in_place_prompt_edit_fails() -> None:
+    policy = PromptEditingFill()
+    with pytest.raises(AssertionError, match=r"`state.prompts` changed in place before step 1"):
+        _check(_contract(policy), "test_never_mutates_in_place", policy)
+
+
 def test_a_private_field_policy_passes_every_test() -> None:
     policy = PrivateFieldFill(limit=2)
     contract = _contract(policy)

@@ -25,7 +25,7 @@ What it checks, each with a message that says what went wrong:
 * every decision hook the policy implements answers at least once, and an expansion or
   re-mask policy selects at least one position (a no-op policy fails);
 * unmask, expand and re-mask decisions stay in the step's window;
-* the policy never writes into the canvas or window tensors it is handed;
+* the policy never changes the canvas, window or prompts it is handed in place;
 * the same seed gives the same output, runs do not leak into each other, and the
   recorded trace replays to the result.
 
@@ -279,6 +279,7 @@ class _Spy:
         self.mutations: list[str] = []
         self._canvas: tuple[torch.Tensor, ...] | None = None
         self._window: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._prompts: list[list[int]] | None = None
 
     @staticmethod
     def _tensors(canvas: Any) -> tuple[torch.Tensor, ...]:
@@ -288,6 +289,10 @@ class _Spy:
     def should_stop(self, state: Any) -> None:
         self._canvas = self._tensors(state.canvas) if state.canvas is not None else None
         self._window = None
+        if self._prompts is None:
+            self._prompts = [list(p) for p in state.prompts]
+        elif state.prompts != self._prompts:
+            self.mutations.append(f"`state.prompts` changed in place before step {state.step}")
 
     @hookimpl(wrapper=True, trylast=True)
     def predict(self, state: Any):  # type: ignore[no-untyped-def]
