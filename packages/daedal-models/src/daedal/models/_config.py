@@ -115,7 +115,9 @@ class CheckpointConfig:
         return cls.from_dict(data)
 
     @classmethod
-    def from_checkpoint_dict(cls: type[_C], data: dict[str, Any], *, path: str | os.PathLike[str], hint: str = "") -> _C:
+    def from_checkpoint_dict(
+        cls: type[_C], data: dict[str, Any], *, path: str | os.PathLike[str], hint: str = ""
+    ) -> _C:
         """Check ``model_type`` and parse; a field of the wrong kind becomes an :class:`AdapterError`.
 
         Args:

@@ -71,7 +71,9 @@ class Daedal:
     def parts(self) -> list[object]:
         """The policies this bundle stands for, in the order they answer."""
         shared = dict(
-            expansion_factor="expansion_factor", eos_check_tokens="eos_check_tokens", reference_compat="reference_compat"
+            expansion_factor="expansion_factor",
+            eos_check_tokens="eos_check_tokens",
+            reference_compat="reference_compat",
         )
         parts: list[object] = [
             EosConfidenceLength(**part_kwargs(self, EosConfidenceLength)),
