@@ -139,7 +139,7 @@ class DreamAttention(nn.Module):
         mask: torch.Tensor | None,
         compute_dtype: torch.dtype | None,
     ) -> torch.Tensor:
-        # Dream rotates in the activation dtype, with cos/sin already cast to it (as its released code does).
+        # Dream rotates in the activation dtype with cos/sin already cast to it (unlike LLaDA's fp32 RoPE).
         o = _layers.self_attention(self, x, cos, sin, mask, compute_dtype, rope_fp32=False)
         return _layers.linear(o, self.o_proj, compute_dtype)
 
