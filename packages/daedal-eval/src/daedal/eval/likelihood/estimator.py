@@ -58,8 +58,8 @@ class Estimate(float):
 
     Attributes:
         value: The estimate (also the float's own value).
-        stderr: Standard error of the estimate (0 for exact values; NaN when a single
-            Monte-Carlo sample cannot measure its own spread).
+        stderr: Standard error of the estimate: the spread of its Monte-Carlo rows over
+            the square root of their number (0 for exact values; NaN for a single sample).
         n_tokens: Tokens scored (the answer's length).
         samples: Rows the estimate averages (Monte-Carlo samples, or subsets when exact).
         exact: Whether the value was computed by enumeration.
@@ -205,14 +205,14 @@ def masking_counts(k: torch.Tensor, answer_len: int, batch_size: int) -> torch.T
 
 
 class _Plan:
-    """The rows of one pair: which answer slots each masks, its weight and its stratum."""
+    """The rows of one pair: which answer slots each masks and its weight in the estimate."""
 
-    __slots__ = ("prompt", "answer", "masks", "weights", "groups", "n_groups", "exact")
+    __slots__ = ("prompt", "answer", "masks", "weights", "exact")
 
     def __init__(self, prompt: list[int], answer: list[int], masks: torch.Tensor, weights: torch.Tensor,
-                 groups: torch.Tensor, n_groups: int, exact: bool) -> None:
+                 exact: bool) -> None:
         self.prompt, self.answer = prompt, answer
-        self.masks, self.weights, self.groups, self.n_groups, self.exact = masks, weights, groups, n_groups, exact
+        self.masks, self.weights, self.exact = masks, weights, exact
 
 
 def _monte_carlo_plan(prompt: list[int], answer: list[int], mc_num: int, batch_size: int, seed: int,
@@ -227,8 +227,7 @@ def _monte_carlo_plan(prompt: list[int], answer: list[int], mc_num: int, batch_s
     ranks = keys.argsort(dim=1).argsort(dim=1)
     masks = ranks < counts[:, None]
     weights = (L / counts.double()) / mc_num
-    groups = torch.arange(n_batches).repeat_interleave(batch_size)
-    return _Plan(prompt, answer, masks, weights, groups, n_batches, exact=False)
+    return _Plan(prompt, answer, masks, weights, exact=False)
 
 
 def _exact_plan(prompt: list[int], answer: list[int]) -> _Plan:
@@ -239,7 +238,7 @@ def _exact_plan(prompt: list[int], answer: list[int]) -> _Plan:
     # E_l E_{|S|=l} (L/l) sum_S CE, with l uniform on 1..L: weight 1/(l * C(L, l)) per subset.
     comb = torch.tensor([math.comb(L, s) for s in range(L + 1)], dtype=torch.float64)
     weights = 1.0 / (sizes.double() * comb[sizes])
-    return _Plan(prompt, answer, masks, weights, torch.zeros(len(subsets), dtype=torch.long), 1, exact=True)
+    return _Plan(prompt, answer, masks, weights, exact=True)
 
 
 # -- forward passes --------------------------------------------------------------------------
@@ -358,17 +357,11 @@ def _finish(plan: _Plan, sums: torch.Tensor) -> Estimate:
     L = len(plan.answer)
     if plan.exact:
         return Estimate(value, 0.0, n_tokens=L, samples=len(sums), exact=True)
-    # Each mini-batch is one stratified sample of the ELBO: its spread over mini-batches
-    # gives the standard error; a single mini-batch falls back on the spread of its rows.
+    # The spread of the rows, taken as independent: stratifying the counts only lowers the
+    # true variance, so this does not understate the error, and unlike the spread of a few
+    # mini-batch means it is itself stable.
     per_row = sums * (L / plan.masks.sum(1).double())
-    if plan.n_groups >= 2:
-        means = torch.zeros(plan.n_groups, dtype=torch.float64).index_add_(0, plan.groups, per_row) / (
-            len(per_row) // plan.n_groups)
-        stderr = float(means.std(unbiased=True)) / math.sqrt(plan.n_groups)
-    elif len(per_row) >= 2:
-        stderr = float(per_row.std(unbiased=True)) / math.sqrt(len(per_row))
-    else:
-        stderr = float("nan")
+    stderr = float(per_row.std(unbiased=True)) / math.sqrt(len(per_row)) if len(per_row) >= 2 else float("nan")
     return Estimate(value, stderr, n_tokens=L, samples=len(sums), exact=False)
 
 
