@@ -239,3 +239,22 @@ def test_exact_on_a_long_answer_is_refused(fake):
     with pytest.raises(ConfigError, match="`exact=True`.*13"):
         log_likelihood(fake, PROMPT, answer, exact=True)
     assert log_likelihood(fake, PROMPT, answer[:EXACT_MAX_TOKENS], exact=True).samples == 2**EXACT_MAX_TOKENS - 1
+
+
+def test_one_sample_of_a_single_token_answer_is_exact(fake):
+    exact = log_likelihood(fake, PROMPT, [17], exact=True)
+    one = log_likelihood(fake, PROMPT, [17], mc_num=1, batch_size=1, seed=5)
+    assert float(one) == pytest.approx(float(exact), abs=1e-9) and math.isnan(one.stderr)
+    assert log_likelihood(fake, PROMPT, [17], mc_num=8, batch_size=4).stderr == 0.0  # every row is the same
+
+
+def test_the_reference_float_spread_is_not_uniform_at_halves():
+    # What the integer spread avoids: LLaDA's round(linspace(...)) rounds half-to-even, so
+    # with L=2 and 4 rows, row 1 (offset 0.5) never masks 1 slot of 2.
+    L, b = 2, 4
+    seen = set()
+    for k in range(1, L + 1):
+        x = torch.round(torch.linspace(float(k), k + (b - 1) * (L / b), steps=b)).long()
+        seen.add(int(((x - 1) % L + 1)[1]))
+    assert seen == {2}
+    assert sorted(masking_counts(torch.arange(1, L + 1), L, b)[:, 1].tolist()) == [1, 2]

@@ -291,13 +291,12 @@ def _masked_cross_entropy(
     else:
         batch, batch_len = d_tokens, d_lengths
     logits = adapter.logits(batch.to(device), batch_len.to(device))
+    # Read the answer slots of the distinct rows only, then each row's own target tokens.
     cols = torch.arange(targets.shape[1])
-    answer_cols = (starts[:, None] + cols[None, :]).clamp(max=tokens.shape[1] - 1).to(logits.device)
-    inv = inverse.to(logits.device)
+    answer_cols = (d_starts[:, None] + cols[None, :]).clamp(max=tokens.shape[1] - 1).to(logits.device)
 
-    def pick(block: torch.Tensor) -> torch.Tensor:  # [D, T, V] -> [R, A, V] at each row's answer slots
-        rows = block[inv]
-        return rows.gather(1, answer_cols[:, :, None].expand(-1, -1, rows.shape[-1])).float()
+    def pick(block: torch.Tensor) -> torch.Tensor:  # [D, T, V] -> [D, A, V] at the answer slots
+        return block.gather(1, answer_cols[:, :, None].expand(-1, -1, block.shape[-1])).float()
 
     if cfg_scale > 0:
         cond_logits, uncond_logits = logits.chunk(2)
@@ -305,7 +304,8 @@ def _masked_cross_entropy(
     else:
         picked = pick(logits)
     logp = torch.log_softmax(picked, dim=-1)
-    nll = -logp.gather(2, targets.to(logp.device)[:, :, None]).squeeze(2)
+    inv = inverse.to(logp.device)
+    nll = -logp[inv[:, None], cols.to(logp.device)[None, :], targets.to(logp.device)]  # [R, A]
     return torch.where(masked.to(nll.device), nll.double(), 0.0).sum(1).cpu()
 
 
@@ -357,9 +357,8 @@ def _finish(plan: _Plan, sums: torch.Tensor) -> Estimate:
     L = len(plan.answer)
     if plan.exact:
         return Estimate(value, 0.0, n_tokens=L, samples=len(sums), exact=True)
-    # The spread of the rows, taken as independent: stratifying the counts only lowers the
-    # true variance, so this does not understate the error, and unlike the spread of a few
-    # mini-batch means it is itself stable.
+    # The spread of the rows, taken as independent (ignoring what the stratification saves):
+    # unlike the spread of a few mini-batch means, it is itself a stable estimate.
     per_row = sums * (L / plan.masks.sum(1).double())
     stderr = float(per_row.std(unbiased=True)) / math.sqrt(len(per_row)) if len(per_row) >= 2 else float("nan")
     return Estimate(value, stderr, n_tokens=L, samples=len(sums), exact=False)

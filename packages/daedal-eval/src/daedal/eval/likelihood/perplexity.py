@@ -157,10 +157,13 @@ def run_perplexity(
         adapter: The model adapter.
         data: The documents.
         output: Run directory (created; an existing one is resumed).
-        mc_num, batch_size, cfg_scale, seed, exact: The estimator's settings
-            (:func:`~daedal.eval.likelihood.log_likelihood`).
-        window, context: Tokens per window and of context before it
-            (:func:`~daedal.eval.likelihood.rolling_log_likelihoods`).
+        mc_num: Monte-Carlo samples per window (:func:`~daedal.eval.likelihood.log_likelihood`).
+        batch_size: Rows per stratified mini-batch and forward pass.
+        cfg_scale: Classifier-free guidance scale (0: none).
+        seed: Seed of the estimates.
+        exact: Enumerate every mask subset (windows of at most 12 tokens).
+        window: Tokens per window (:func:`~daedal.eval.likelihood.rolling_log_likelihoods`).
+        context: Tokens of context before each window.
         docs_per_call: Documents whose windows share forward passes.
         model: How the model was loaded, for the manifest.
         progress: Show a progress bar over documents.

@@ -73,7 +73,11 @@ def rolling_log_likelihoods(
         documents: Token lists, or ``(prompt_ids, text_ids)`` pairs whose text alone is scored.
         window: Tokens scored per window (default: half of ``adapter.max_length``).
         context: Tokens of context before each window (default: the rest of ``max_length``).
-        mc_num, batch_size, cfg_scale, seed, exact: As in :func:`~daedal.eval.likelihood.log_likelihood`.
+        mc_num: Monte-Carlo samples per window (as in :func:`~daedal.eval.likelihood.log_likelihood`).
+        batch_size: Rows per stratified mini-batch and forward pass.
+        cfg_scale: Classifier-free guidance scale (0: none).
+        seed: Seed; a window's samples depend only on it and the window's tokens.
+        exact: Enumerate every mask subset (windows of at most 12 tokens).
         progress: Show a progress bar (None: on long runs).
 
     Returns:
