@@ -258,3 +258,10 @@ def test_the_reference_float_spread_is_not_uniform_at_halves():
         seen.add(int(((x - 1) % L + 1)[1]))
     assert seen == {2}
     assert sorted(masking_counts(torch.arange(1, L + 1), L, b)[:, 1].tolist()) == [1, 2]
+
+
+def test_the_progress_bar_does_not_change_the_values(fake):
+    pairs = [(PROMPT, ANSWER), ([6], [9, 10])]
+    quiet = log_likelihoods(fake, pairs, mc_num=16, batch_size=8, progress=False)
+    shown = log_likelihoods(fake, pairs, mc_num=16, batch_size=8, progress=True)
+    assert [float(v) for v in quiet] == [float(v) for v in shown]

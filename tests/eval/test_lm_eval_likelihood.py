@@ -38,6 +38,24 @@ def test_loglikelihood_requests_go_through_the_estimator():
     assert value == pytest.approx(float(log_likelihood(adapter, prompt, [7, 8, 9], exact=True)))
 
 
+def test_single_token_choices_share_one_forward_row_through_the_bridge():
+    from daedal.core import Engine
+    from daedal.core.testing import FakeAdapter
+    from daedal.eval.lm_eval_bridge import DaedalLM
+
+    class Counting(FakeAdapter):
+        rows = 0
+
+        def logits(self, tokens, length, *, window=None):
+            Counting.rows += tokens.shape[0]
+            return super().logits(tokens, length, window=window)
+
+    lm = DaedalLM(engine=Engine(Counting()), mc_num=1, check_greedy=False)
+    out = lm.loglikelihood(_requests("loglikelihood", [("q 9 8 7 answer:", f" {c}") for c in (10, 11, 12, 13)]))
+    assert Counting.rows == 1  # MMLU-style: the four answers differ only in the masked slot
+    assert len({v for v, _ in out}) == 4
+
+
 def test_bad_likelihood_model_args_are_refused():
     from daedal.eval.lm_eval_bridge import DaedalLM
 

@@ -37,7 +37,8 @@ by ``;`` and several policies by ``+``):
 * likelihood requests: ``mc_num`` (default 128), ``mc_batch_size`` (rows per stratified
   mini-batch and forward pass, default ``min(32, mc_num)``), ``exact`` (enumerate every mask
   subset; answers of at most 12 tokens), ``cfg_scale`` (or LLaDA's ``cfg``; default 0),
-  ``check_greedy`` (compute ``is_greedy``, default True), ``window`` and ``context``
+  ``check_greedy`` (compute ``is_greedy``, default True), ``rows_per_forward`` (rows per
+  forward call, default ``max(8, mc_batch_size)``), ``window`` and ``context``
   (tokens per window and of context before it for ``loglikelihood_rolling``; default half
   of the model's maximum length each).
 """
@@ -96,6 +97,7 @@ def _likelihood_settings(kwargs: dict[str, Any]) -> dict[str, Any]:
         "cfg_scale": cfg_scale,
         "exact": _truthy(kwargs.pop("exact", False)),
         "check_greedy": _truthy(kwargs.pop("check_greedy", kwargs.pop("is_check_greedy", True))),
+        "rows_per_forward": integer("rows_per_forward", None),
         "window": integer("window", None),
         "context": integer("context", None),
     }
@@ -105,6 +107,9 @@ def _likelihood_settings(kwargs: dict[str, Any]) -> dict[str, Any]:
             "set mc_batch_size to a divisor of mc_num"
         )
     check_settings(settings["mc_num"], settings["mc_batch_size"], settings["cfg_scale"], 0)
+    if settings["rows_per_forward"] is None:
+        # At least 8 rows, so that the choices of a single-token question (mc_num=1) share one call.
+        settings["rows_per_forward"] = max(8, settings["mc_batch_size"])
     return settings
 
 
@@ -200,7 +205,7 @@ class DaedalLM(LM):
         values = log_likelihoods(
             adapter, pairs, mc_num=settings["mc_num"], batch_size=settings["mc_batch_size"],
             cfg_scale=settings["cfg_scale"], seed=self.seed, exact=settings["exact"],
-            progress=False if disable_tqdm else None,
+            rows_per_forward=settings["rows_per_forward"], progress=False if disable_tqdm else None,
         )
         if settings["check_greedy"]:
             greedy = greedy_matches(adapter, pairs, cfg_scale=settings["cfg_scale"], batch_size=settings["mc_batch_size"])
