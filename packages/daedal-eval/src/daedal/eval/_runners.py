@@ -47,6 +47,9 @@ def _install_guard(level, root):
         "shutil.move", "os.lchflags", "os.chflags", "os.symlink",
     }
 
+    with_dir_fd = {"os.remove", "os.rmdir", "os.mkdir", "os.symlink", "os.chmod", "os.chown", "os.utime",
+                   "os.mkfifo", "os.mknod"}
+
     def inside(path):
         if path is None:
             return True
@@ -80,8 +83,9 @@ def _install_guard(level, root):
         elif event in mutating:
             if event == "os.chmod" and isinstance(args[0], int):
                 raise PermissionError("sandbox: changing modes through a descriptor is not allowed")
-            dir_fds = [a for a in args[1:] if isinstance(a, int) and not isinstance(a, bool) and a >= 0]
-            if dir_fds:
+            # The trailing arguments of these events are their dir_fd (-1 when unused).
+            trailing = args[-2:] if event in ("os.rename", "os.link") else args[-1:] if event in with_dir_fd else ()
+            if any(isinstance(a, int) and not isinstance(a, bool) and a >= 0 for a in trailing):
                 raise PermissionError(f"sandbox: {event} relative to a directory descriptor is not allowed")
             for p in [a for a in args if isinstance(a, (str, bytes, os.PathLike))]:
                 if not inside(p):
