@@ -1,6 +1,7 @@
 """Benchmark the sandbox: the per-program overhead of isolation and of the trusted judge.
 
-For a trivial program it prints the median wall time of
+For a trivial program it prints the median wall time (the runs of each kind interleaved,
+so that all see the same load on a shared machine) of
 
 * ``bare python``: ``python -I -S -c pass`` started as a plain subprocess (the floor);
 * ``run / bwrap``: :meth:`Sandbox.run` (one process in bubblewrap: the paper protocol);
@@ -22,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -37,22 +37,17 @@ PROGRAM = "def f():\n    return 42\n"
 TESTS = "assert f() == 42\n"
 
 
-def _cpu() -> float:
-    """CPU seconds used so far by this process and its waited-for children."""
-    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
-
-
-def _median(fn, repeats: int) -> tuple[float, float]:
-    """Median wall seconds and mean CPU seconds (all processes) of one call."""
-    fn()  # warm: page cache, probes
-    times = []
-    cpu0 = _cpu()
+def _interleaved(fns: dict, repeats: int) -> dict[str, float]:
+    """Median wall seconds of each function, called in turn so that all see the same load."""
+    for fn in fns.values():
+        fn()  # warm: page cache, probes
+    times: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), (_cpu() - cpu0) / repeats
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -78,16 +73,18 @@ def main(argv: list[str] | None = None) -> int:
             assert out.passed, out
         return go
 
-    floor, floor_cpu = _median(bare, args.repeats)
-    print(f"per program, {args.repeats} repeats (trivial program); wall: median, CPU: all processes, mean")
-    print(f"  {'':<22} {'wall':>9} {'overhead':>9} {'CPU':>9} {'overhead':>9}")
-    print(f"  {'bare python -I -S':<22} {floor * 1000:6.1f} ms {'':>9} {floor_cpu * 1000:6.1f} ms")
+    fns = {"bare python -I -S": bare}
     for name, sandbox, how in (("run / bwrap", box, "run"), ("check / bwrap", box, "check"),
                                ("run / unsafe", unsafe, "run"), ("check / unsafe", unsafe, "check")):
-        t, cpu = _median(check_outcome(sandbox, how), args.repeats)
-        print(f"  {name:<22} {t * 1000:6.1f} ms {1000 * (t - floor):6.1f} ms {cpu * 1000:6.1f} ms "
-              f"{1000 * (cpu - floor_cpu):6.1f} ms")
-    print(f"  (load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs: wall times grow with it)")
+        fns[name] = check_outcome(sandbox, how)
+    load = os.getloadavg()[0]
+    medians = _interleaved(fns, args.repeats)
+    floor = medians.pop("bare python -I -S")
+    print(f"per program, median wall time of {args.repeats} interleaved repeats (trivial program):")
+    print(f"  {'bare python -I -S':<22} {floor * 1000:6.1f} ms")
+    for name, t in medians.items():
+        print(f"  {name:<22} {t * 1000:6.1f} ms   overhead {1000 * (t - floor):6.1f} ms")
+    print(f"  (load average {load:.1f} -> {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs: wall times grow with it)")
 
     if args.humaneval:
         try:

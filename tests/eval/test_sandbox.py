@@ -14,19 +14,38 @@ import time
 import pytest
 
 import daedal.eval.sandbox as sandbox_module
-from daedal.core.errors import ConfigError
+from daedal.core.errors import ConfigError, DaedalWarning
 from daedal.eval import isolation
 from daedal.eval._wire import Ref, wire_decode, wire_dumps, wire_encode, wire_loads
 from daedal.eval.isolation import INSTALL_HINT, layout
 from daedal.eval.sandbox import Limits, Sandbox, SandboxUnavailableError, remove_tree
 from daedal.eval.scoring.code import CodeTask, run_tests
 from daedal.eval.suites.humaneval import HumanEval
+from tests.eval.sandbox_helpers import need_bwrap
 
 LIMITS = Limits(timeout=4.0, memory_mb=512)
 
 
+# The tests that run without bubblewrap; every other one needs it (see sandbox_helpers).
+WITHOUT_BWRAP = {
+    "test_wire_round_trip", "test_wire_refuses_what_it_cannot_have_produced",
+    "test_without_bubblewrap_the_sandbox_refuses_and_says_how_to_install_it",
+    "test_the_unsafe_fallback_scores_and_cleans_up",
+    "test_the_fallback_removes_a_directory_the_program_made_undeletable",
+    "test_remove_tree_survives_what_it_cannot_remove",
+    "test_the_cli_refuses_code_suites_before_generating_without_bubblewrap",
+}
+
+
+@pytest.fixture(autouse=True)
+def _isolated(request):
+    if request.function.__name__ not in WITHOUT_BWRAP:
+        need_bwrap()
+
+
 @pytest.fixture(scope="module")
 def sandbox() -> Sandbox:
+    need_bwrap()
     box = Sandbox(LIMITS)
     assert box.isolated and box.backend == "bwrap"
     return box
@@ -35,6 +54,7 @@ def sandbox() -> Sandbox:
 @pytest.fixture(scope="module")
 def bare() -> Sandbox:
     """The operating system's layers only: no Python guard."""
+    need_bwrap()
     return Sandbox(LIMITS, guard=False)
 
 
@@ -293,7 +313,7 @@ def test_wire_refuses_what_it_cannot_have_produced():
 
 def test_without_bubblewrap_the_sandbox_refuses_and_says_how_to_install_it(tmp_path):
     missing = str(tmp_path / "bwrap")
-    with pytest.warns(RuntimeWarning, match="not installed"), pytest.raises(SandboxUnavailableError) as caught:
+    with pytest.warns(DaedalWarning, match="not installed"), pytest.raises(SandboxUnavailableError) as caught:
         Sandbox(LIMITS, bwrap=missing)
     assert INSTALL_HINT in str(caught.value) and "unsafe_exec=True" in str(caught.value)
     assert isinstance(caught.value, ConfigError)
@@ -308,7 +328,7 @@ def unsafe(tmp_path, monkeypatch) -> Sandbox:
     """The weak fallback, with its temporary directories under tmp_path."""
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     monkeypatch.setattr(isolation, "_warned", set())  # said once per process: say it again here
-    with pytest.warns(RuntimeWarning, match="WITHOUT operating-system isolation"):
+    with pytest.warns(DaedalWarning, match="WITHOUT operating-system isolation"):
         box = Sandbox(LIMITS, isolate="none", unsafe_exec=True)
     assert box.backend == "unsafe" and not box.isolated
     return box
@@ -427,7 +447,7 @@ def test_the_cli_refuses_code_suites_before_generating_without_bubblewrap(tmp_pa
     err = capsys.readouterr().err
     assert "apt-get install -y bubblewrap" in err and "--unsafe-exec" in err
     assert not (tmp_path / "refused" / "samples.jsonl").exists()
-    with pytest.warns(RuntimeWarning, match="WITHOUT operating-system isolation"):
+    with pytest.warns(DaedalWarning, match="WITHOUT operating-system isolation"):
         assert main([*args, "--output", str(tmp_path / "unsafe"), "--unsafe-exec"]) == 0
     assert (tmp_path / "unsafe" / "samples.jsonl").is_file()
 

@@ -35,6 +35,8 @@ from collections.abc import Iterable, Sequence
 
 import attrs
 
+from daedal.core.errors import DaedalWarning
+
 __all__ = [
     "DEFAULT_MODULES", "INSTALL_HINT", "Layout", "PidsCgroup", "bwrap_command", "bwrap_path", "bwrap_works", "layout",
     "pids_cgroup_base",
@@ -240,7 +242,7 @@ def warn_once(message: str) -> None:
     if message in _warned:
         return
     _warned.add(message)
-    warnings.warn(message, RuntimeWarning, stacklevel=3)
+    warnings.warn(message, DaedalWarning, stacklevel=3)
     print(f"daedal.eval.sandbox: {message}", file=sys.stderr)
 
 
@@ -285,7 +287,6 @@ class PidsCgroup:
 
     def __init__(self, limit: int) -> None:
         self.path: str | None = None
-        self.procs_fd = -1
         base = pids_cgroup_base()
         if base is None:
             return
@@ -294,27 +295,27 @@ class PidsCgroup:
             os.mkdir(path)
             with open(os.path.join(path, "pids.max"), "w", encoding="ascii") as f:
                 f.write(str(int(limit)))
-            self.procs_fd = os.open(os.path.join(path, "cgroup.procs"), os.O_WRONLY | os.O_CLOEXEC)
         except OSError:
             with contextlib.suppress(OSError):
                 os.rmdir(path)
             return
         self.path = path
 
-    def enter(self) -> None:
-        """Move the calling process in (between fork and exec: no imports, no allocation to speak of)."""
-        if self.procs_fd >= 0:
-            os.write(self.procs_fd, str(os.getpid()).encode())
+    def wrap(self, argv: Sequence[str]) -> list[str]:
+        """``argv`` run from a shell that first moves itself into the cgroup (so is the whole tree).
+
+        A shell rather than a ``preexec_fn``, which would force a full ``fork`` of the evaluator.
+        """
+        if self.path is None:
+            return list(argv)
+        return ["/bin/sh", "-c", 'echo $$ > "$0" && exec "$@"', os.path.join(self.path, "cgroup.procs"), *argv]
 
     def close(self) -> None:
         """Kill whatever is left in it and remove it; never raises."""
-        if self.procs_fd >= 0:
-            with contextlib.suppress(OSError):
-                os.close(self.procs_fd)
-            self.procs_fd = -1
         if self.path is None:
             return
         deadline = time.monotonic() + 5
+        pause = 0.0005
         while time.monotonic() < deadline:
             try:
                 with open(os.path.join(self.path, "cgroup.procs"), encoding="ascii") as f:
@@ -326,7 +327,8 @@ class PidsCgroup:
             for pid in pids:
                 with contextlib.suppress(OSError):
                     os.kill(pid, 9)
-            time.sleep(0.01)
+            time.sleep(pause)  # the killed tree is still exiting
+            pause = min(pause * 2, 0.02)
         with contextlib.suppress(OSError):
             os.rmdir(self.path)
         self.path = None

@@ -44,7 +44,6 @@ import functools
 import marshal
 import math
 import os
-import resource
 import secrets
 import select
 import shutil
@@ -391,19 +390,18 @@ class Sandbox:
 
     # -- processes ---------------------------------------------------------------------
 
-    def _limit_child(self, nproc: int | None, memory_mb: int) -> None:
-        # Runs in the child between fork and exec: no imports here (a thread of the
-        # parent may hold the import lock at fork time).
+    def _limits_arg(self, nproc: int | None, memory_mb: int) -> str:
+        """The rlimits the runner sets on itself first thing (see ``_runners._LIMITS``).
+
+        Set inside rather than between fork and exec: a ``preexec_fn`` forces a full
+        ``fork`` of the evaluator (tens of ms for a process with torch loaded) where a
+        ``vfork`` costs nothing. Nothing of the program runs before them, and the program
+        cannot raise a hard limit again (no capabilities in its namespace).
+        """
         lim = self.limits
-        memory = int(memory_mb) * 1024 * 1024
         cpu = lim.cpu_seconds if lim.cpu_seconds is not None else math.ceil(lim.timeout) + 1
-        resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
-        resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
-        size = int(lim.file_size_mb) * 1024 * 1024
-        resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        if nproc is not None:
-            resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
+        values = (int(memory_mb) << 20, cpu, int(lim.file_size_mb) << 20, -1 if nproc is None else nproc)
+        return ",".join(str(v) for v in values)
 
     def _spawn_candidate(
         self, mode: str, program: str, fds: Sequence[int], stdout: int, stderr: int, work: str | None
@@ -413,11 +411,7 @@ class Sandbox:
         # The kernel does not apply RLIMIT_NPROC to root: no need to count (a scan of /proc).
         nproc = None if os.getuid() == 0 else _user_process_count() + lim.processes + 4
         cgroup = PidsCgroup(lim.processes + 4)
-
-        def limit() -> None:
-            self._limit_child(nproc, lim.memory_mb)
-            cgroup.enter()
-
+        limits = self._limits_arg(nproc, lim.memory_mb)
         fd_args = [str(fd) for fd in fds]
         try:
             if self.bwrap is not None:
@@ -425,13 +419,13 @@ class Sandbox:
                 program_fd = _memfd("daedal-program", program.encode("utf-8"))
                 try:
                     code = _sealed_code("CANDIDATE")
-                    argv = [lay.python, "-I", "-S", "-B", "-c", _runners.BOOT, str(code), mode,
+                    argv = [lay.python, "-I", "-S", "-B", "-c", _runners.BOOT, str(code), limits, mode,
                             "process" if self.guard else "off", PROGRAM_PATH, os.pathsep.join(lay.sys_path), *fd_args]
                     cmd = bwrap_command(self.bwrap, argv, lay=lay, program_fd=program_fd,
                                         tmpfs_bytes=int(lim.tmpfs_mb) * 1024 * 1024)
                     proc = subprocess.Popen(
-                        cmd, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr, env={"PATH": "/usr/bin:/bin"},
-                        pass_fds=(program_fd, code, *fds), start_new_session=True, preexec_fn=limit,
+                        cgroup.wrap(cmd), stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr,
+                        env={"PATH": "/usr/bin:/bin"}, pass_fds=(program_fd, code, *fds), start_new_session=True,
                     )
                 finally:
                     os.close(program_fd)
@@ -440,13 +434,13 @@ class Sandbox:
             with open(os.path.join(work, "program.py"), "w", encoding="utf-8") as f:
                 f.write(program)
             code = _sealed_code("CANDIDATE")
-            argv = [*self.prefix, sys.executable, "-I", "-B", "-c", _runners.BOOT, str(code), mode,
+            argv = [*self.prefix, sys.executable, "-I", "-B", "-c", _runners.BOOT, str(code), limits, mode,
                     "full" if self.guard else "off", "program.py", "", *fd_args]
             env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", "HOME": work,
                    "TMPDIR": work, "PYTHONHASHSEED": "0"}
             proc = subprocess.Popen(
-                argv, cwd=work, env=env, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr,
-                pass_fds=(code, *fds), start_new_session=True, preexec_fn=limit,
+                cgroup.wrap(argv), cwd=work, env=env, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr,
+                pass_fds=(code, *fds), start_new_session=True,
             )
             return proc, cgroup
         except BaseException:
@@ -582,18 +576,15 @@ class Sandbox:
                 try:
                     cand, cgroup = self._spawn_candidate("serve", program, [req_r, rep_w], out, err, work)
                     judge_code = _sealed_code("JUDGE")
+                    judge_limits = self._limits_arg(None if os.getuid() == 0 else _user_process_count() + 64,
+                                                    max(lim.memory_mb, 512))
                     judge = subprocess.Popen(
-                        [layout(self.modules).python, "-I", "-S", "-B", "-c", _runners.BOOT, str(judge_code), str(req_w),
-                         str(rep_r), str(ver_w), str(_REPLY_LIMIT), _judge_path()],
+                        [layout(self.modules).python, "-I", "-S", "-B", "-c", _runners.BOOT, str(judge_code),
+                         judge_limits, str(req_w), str(rep_r), str(ver_w), str(_REPLY_LIMIT), _judge_path()],
                         stdin=tests_fd, stdout=judge_out, stderr=judge_out,
                         pass_fds=(judge_code, req_w, rep_r, ver_w),
                         env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", "PYTHONHASHSEED": "0"},
                         start_new_session=True,
-                        preexec_fn=functools.partial(
-                            self._limit_child,
-                            None if os.getuid() == 0 else _user_process_count() + 64,
-                            max(lim.memory_mb, 512),
-                        ),
                     )
                 finally:
                     for fd in ends:
