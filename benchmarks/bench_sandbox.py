@@ -9,8 +9,8 @@ so that all see the same load on a shared machine) of
   judge process: the default protocol);
 * the same two under the unsafe fallback (no bubblewrap), for comparison;
 
-and the overhead of each over the bare interpreter (goal: under 100 ms per program).
-Then the throughput of HumanEval's canonical solutions through :meth:`Sandbox.check` with
+and the overhead of each over the bare interpreter (goal: under 100 ms per program); the
+cost of one call of the tests into the program's process under the judge; then the throughput of HumanEval's canonical solutions through :meth:`Sandbox.check` with
 ``--workers`` programs at a time.
 
 Run from the repository root::
@@ -85,6 +85,12 @@ def main(argv: list[str] | None = None) -> int:
     for name, t in medians.items():
         print(f"  {name:<22} {t * 1000:6.1f} ms   overhead {1000 * (t - floor):6.1f} ms")
     print(f"  (load average {load:.1f} -> {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs: wall times grow with it)")
+
+    calls = 2000
+    many = f"for i in range({calls}):\n    assert f() == 42\n"
+    one, loop = (statistics.median(_interleaved({"x": fn}, 5).values()) for fn in (
+        lambda: box.check(PROGRAM, TESTS), lambda: box.check(PROGRAM, many)))
+    print(f"one call from the judge to the program's process: {1e6 * (loop - one) / (calls - 1):.0f} us")
 
     if args.humaneval:
         try:

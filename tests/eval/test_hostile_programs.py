@@ -34,6 +34,7 @@ import pytest
 
 import daedal.eval.sandbox as sandbox_module
 from daedal.eval.sandbox import Limits, Sandbox, SandboxUnavailableError
+from daedal.eval.scoring.code import humaneval_task, run_tests_many
 from daedal.eval.suites.humaneval import HumanEval
 from tests.eval.sandbox_helpers import need_bwrap
 
@@ -415,3 +416,20 @@ def test_without_bubblewrap_the_catalogue_is_refused(tmp_path, monkeypatch, name
         listener.close()
     _assert_contained(case, set())
     assert listener.connections == 0
+
+
+@pytest.mark.slow
+def test_humaneval_canonical_solutions_pass_and_perturbed_fail_in_one_process(humaneval_docs):
+    # The single-process execution (Sandbox.run) of the default extraction; the judge is
+    # checked on all 164 through the suite in test_code_scoring.py.
+    need_bwrap()
+    assert len(humaneval_docs) == 164
+    box = Sandbox(Limits(timeout=10, memory_mb=1024))
+
+    def failing(texts, expect):
+        tasks = [humaneval_task(d, t) for d, t in zip(humaneval_docs, texts, strict=True)]
+        outs = run_tests_many(tasks, box, protocol="paper", workers=2)
+        return [d["task_id"] for d, o in zip(humaneval_docs, outs, strict=True) if o.passed != expect]
+
+    assert failing(["```python\n" + d["prompt"] + d["canonical_solution"] + "```" for d in humaneval_docs], True) == []
+    assert failing(["```python\n" + d["prompt"] + "    return None\n```" for d in humaneval_docs], False) == []

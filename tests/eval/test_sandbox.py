@@ -31,6 +31,7 @@ WITHOUT_BWRAP = {
     "test_wire_round_trip", "test_wire_refuses_what_it_cannot_have_produced",
     "test_without_bubblewrap_the_sandbox_refuses_and_says_how_to_install_it",
     "test_the_unsafe_fallback_scores_and_cleans_up",
+    "test_the_unsafe_fallback_does_not_contain_a_hostile_program",
     "test_the_fallback_removes_a_directory_the_program_made_undeletable",
     "test_remove_tree_survives_what_it_cannot_remove",
     "test_the_cli_refuses_code_suites_before_generating_without_bubblewrap",
@@ -143,6 +144,8 @@ def test_the_working_directory_is_a_private_writable_tmpfs(sandbox):
     program = (
         "import os\n"
         "assert os.getcwd() == '/tmp' and os.getuid() == 65534 and os.getgid() == 65534\n"
+        # uid 65534 inside is the evaluator's own uid outside (root when it runs as root).
+        f"assert open('/proc/self/uid_map').read().split() == ['65534', '{os.getuid()}', '1']\n"
         "open('scratch.txt', 'w').write('ok')\n"
         "assert open('/tmp/scratch.txt').read() == 'ok'\n"
         "for ro in ('/', '/usr', '/sandbox', '/dev'):\n"
@@ -255,6 +258,14 @@ def test_the_programs_exceptions_and_objects_reach_the_tests_as_stand_ins(sandbo
     assert out.passed, out.detail
 
 
+def test_arguments_cross_by_copy(sandbox):
+    # In one process an in-place change of an argument is seen by the tests; across, it is not.
+    program = "def grow(xs):\n    xs.append(1)\n"
+    tests = "xs = []\ngrow(xs)\nassert xs == []\n"
+    assert sandbox.check(program, tests).passed
+    assert not sandbox.run(program + tests).passed
+
+
 def test_the_program_cannot_replace_the_tests_builtins(sandbox):
     # In one process a program's `abs` shadows the builtin the tests call; the judge keeps its own.
     program = "def abs(x):\n    return 0\ndef f():\n    return -3\n"
@@ -341,6 +352,23 @@ def test_the_unsafe_fallback_scores_and_cleans_up(unsafe, tmp_path):
     assert unsafe.run("while True:\n    pass\n").status == "timeout"
     assert unsafe.run("import subprocess\nsubprocess.run(['true'])\n").status == "failed"
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_unsafe_fallback_does_not_contain_a_hostile_program(unsafe, tmp_path):
+    # What the threat model says of it: reads are unrestricted, dir_fd gets past the path
+    # checks, and the scientific stack does not import.
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.txt").write_text("s")
+    program = (
+        "import os\n"
+        f"assert open({str(outside / 'secret.txt')!r}).read() == 's'\n"
+        f"d = os.open({str(outside)!r}, os.O_RDONLY)\n"
+        "os.close(os.open('escaped.txt', os.O_WRONLY | os.O_CREAT, dir_fd=d))\n"
+    )
+    assert unsafe.run(program).passed
+    assert (outside / "escaped.txt").exists()
+    assert not unsafe.run("import numpy\n").passed
 
 
 def _immutable_supported(directory) -> bool:

@@ -100,9 +100,10 @@ class Limits:
         cpu_seconds: CPU-time limit (``RLIMIT_CPU``); None means ``ceil(timeout) + 1``.
         file_size_mb: Largest file the program may write (``RLIMIT_FSIZE``), output included.
         tmpfs_mb: Size of the program's writable ``/tmp`` (isolated runs).
-        processes: Processes the program may start beyond those its user already runs
-            (``RLIMIT_NPROC`` headroom; the kernel does not apply it to root, for whom
-            the Python guard and the PID namespace carry this).
+        processes: Processes the program may start: the size of its pids cgroup (less
+            a few for the sandbox's own) where one can be made, else the headroom of
+            ``RLIMIT_NPROC`` over what its user already runs (which the kernel does not
+            apply to root).
         output_bytes: How much of stdout and stderr to keep (head and tail).
     """
 
