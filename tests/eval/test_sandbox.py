@@ -196,10 +196,13 @@ def test_the_layout_hides_site_packages_but_the_allowed_modules():
         ("from scipy.optimize import brentq\ndef f():\n    return brentq(lambda x: x * x - 2, 0, 2)\n",
          "assert abs(f() - 2 ** 0.5) < 1e-9\n"),
         ("import sympy\ndef f(n):\n    return sympy.factorint(n)\n", "assert f(360) == {2: 3, 3: 2, 5: 1}\n"),
+        ("import pandas as pd\ndef f(xs):\n    return float(pd.Series(xs).median())\n", "assert f([3, 1, 2]) == 2.0\n"),
     ],
-    ids=["numpy", "scipy", "sympy"],
+    ids=["numpy", "scipy", "sympy", "pandas"],
 )
 def test_the_scientific_stack_imports_inside(program, tests):
+    if "pandas" in program:
+        pytest.importorskip("pandas")
     box = Sandbox(Limits(timeout=30, memory_mb=1024))
     out = box.check(program, tests)
     assert out.passed, (out.detail, out.stderr[-500:])
@@ -279,6 +282,12 @@ def test_a_program_that_raises_on_load_fails_with_its_error(sandbox):
     assert out.status == "failed"
     assert "the program raised before the tests: KeyError" in out.detail
     assert "KeyError" in out.stderr
+
+
+def test_tests_that_do_not_parse_are_the_judges_error_not_a_failure(sandbox):
+    out = sandbox.check("def f():\n    return 1\n", "assert (f(\n")
+    assert out.status == "error"
+    assert "the tests do not parse" in out.detail
 
 
 def test_a_program_that_hangs_during_a_call_times_out(sandbox):

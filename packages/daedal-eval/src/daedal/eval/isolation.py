@@ -278,8 +278,18 @@ def pids_cgroup_base() -> str | None:
                 os.rmdir(probe)
             except OSError:
                 return None
+            _remove_stale_cgroups(base)
             return base
     return None
+
+
+def _remove_stale_cgroups(base: str) -> None:
+    """Remove the empty cgroups of evaluators that died before removing theirs."""
+    for name in os.listdir(base):
+        parts = name.split("-")
+        if len(parts) == 3 and parts[0] == "daedal" and parts[1].isdigit() and not os.path.exists(f"/proc/{parts[1]}"):
+            with contextlib.suppress(OSError):
+                os.rmdir(os.path.join(base, name))
 
 
 class PidsCgroup:

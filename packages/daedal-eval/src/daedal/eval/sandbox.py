@@ -567,6 +567,7 @@ class Sandbox:
         cgroup: PidsCgroup | None = None
         timed_out = False
         verdict_data = b""
+        judge_tail = ""
         ends: list[int] = []
         try:
             with self._workspace() as work:
@@ -600,6 +601,7 @@ class Sandbox:
                 _kill_group(cand)
             wall = time.monotonic() - start
             stdout_bytes, stderr = self._outputs(out, err)
+            judge_tail = _read_fd_capped(judge_out, 1024).decode("utf-8", errors="replace").strip()
         finally:
             _kill_group(judge)
             _kill_group(cand)
@@ -614,6 +616,8 @@ class Sandbox:
             status, detail = "timeout", "timed out"
         else:
             status, detail = _parse_verdict(verdict_data, judge.returncode if judge else None)
+            if status == "error":  # the judge itself failed: say how, for whoever debugs it
+                detail += f": {judge_tail[-300:]}" if judge_tail else ""
         return Execution(status=status, returncode=None if timed_out or cand is None else cand.returncode,
                          stdout=_clip(stdout_bytes, lim.output_bytes), stderr=stderr, wall_time=wall,
                          detail=detail, backend=self.backend)
