@@ -215,7 +215,7 @@ class CandidateError(Exception):
 
 
 def _judge_main():
-    import ast, builtins, os, sys, traceback
+    import builtins, os, sys
     os.close(int(sys.argv[1]))  # this script's own code (see BOOT)
     _set_limits(sys.argv[2])
     requests, replies, verdict_fd, limit = (int(a) for a in sys.argv[3:7])
@@ -280,6 +280,16 @@ def _judge_main():
 
     namespace = {"__name__": "__main__", "__builtins__": builtins}
     try:
+        code = compile(tests, "tests.py", "exec")
+    except (SyntaxError, ValueError) as error:
+        verdict("error", f"the tests do not parse: {error}")
+    # The global names the tests (and the functions they define) use.
+    used, todo = set(), [code]
+    while todo:
+        c = todo.pop()
+        used.update(c.co_names)
+        todo.extend(k for k in c.co_consts if isinstance(k, type(code)))
+    try:
         hello = receive()
     except CandidateGone as why:
         verdict("failed", f"the program did not start: {why}")
@@ -289,20 +299,17 @@ def _judge_main():
     if not isinstance(offered, dict):
         verdict("failed", "the program's process broke the protocol")
     try:
-        used = {n.id for n in ast.walk(ast.parse(tests)) if isinstance(n, ast.Name)}
-    except SyntaxError as error:
-        verdict("error", f"the tests do not parse: {error}")
-    try:
         for name in sorted(used - set(dir(builtins))):
             kind = offered.get(name)
             if kind == "callable":
                 namespace[name] = remote(name)
             elif kind == "value":
                 namespace[name] = request({"op": "get", "name": name})
-        exec(compile(tests, "tests.py", "exec"), namespace)
+        exec(code, namespace)
     except CandidateGone as why:
         verdict("failed", str(why))
     except BaseException as error:
+        import traceback
         frames = traceback.extract_tb(error.__traceback__)
         where = next((f"tests.py line {f.lineno}: " for f in reversed(frames) if f.filename == "tests.py"), "")
         text = "".join(traceback.format_exception_only(type(error), error)).strip().splitlines()
