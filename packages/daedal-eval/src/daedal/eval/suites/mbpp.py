@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 
 import attrs
 
-from daedal.eval.scoring.code import mbpp_program
+from daedal.eval.scoring.code import CodeTask, mbpp_task
 from daedal.eval.suites.code_suites import CODE_FORMAT, _CodeSuite
 
 
@@ -41,5 +41,5 @@ class MBPP(_CodeSuite):
     def target(self, doc: Mapping[str, Any]) -> str:
         return str(doc.get("code", ""))
 
-    def program(self, doc: Mapping[str, Any], text: str) -> str | None:
-        return mbpp_program(doc, text, test_roots=self.test_roots)
+    def task(self, doc: Mapping[str, Any], text: str) -> CodeTask | None:
+        return mbpp_task(doc, text, test_roots=self.test_roots)
