@@ -43,10 +43,15 @@ def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
     return name.strip(), params
 
 
-def fixed_length_policies(gen_length: int, steps: int | None = None, block_length: int = 32) -> list[object]:
+def fixed_length_policies(
+    gen_length: int, steps: int | None = None, block_length: int = 32, **params: Any
+) -> list[object]:
     """LLaDA's fixed-length baseline: ``gen_length`` slots, ``steps`` steps, blocks of ``block_length``.
 
     The block length is cut to ``gen_length`` when longer (the paper runs L=32 with one block).
+    Further ``params`` (``reference_compat``, ``temperature``, ``remasking``...) go to
+    ``daedal.policies.LLaDADecoding``, so ``llada-decoding:reference_compat=true`` is the
+    DAEDAL repository's baseline.
     """
     if not isinstance(gen_length, int) or gen_length < 1:
         raise ConfigError(f"`gen_length` must be a positive int, got {gen_length!r}")
@@ -55,10 +60,14 @@ def fixed_length_policies(gen_length: int, steps: int | None = None, block_lengt
     try:
         from daedal.policies import LLaDADecoding  # type: ignore[attr-defined]
     except ImportError:
+        if params:
+            raise ConfigError(
+                f"llada-decoding parameters {sorted(params)} need daedal-policies: pip install daedal-policies"
+            ) from None
         from daedal.core import FixedLength, SemiAutoregressive
 
         return [FixedLength(gen_length=gen_length), SemiAutoregressive(block_length=block, steps=steps)]
-    return [LLaDADecoding(gen_length=gen_length, steps=steps, block_length=block)]
+    return [LLaDADecoding(gen_length=gen_length, steps=steps, block_length=block, **params)]
 
 
 def _daedal(**params: Any) -> list[object]:

@@ -90,20 +90,30 @@ def write_report(rows: Sequence[Mapping[str, Any]], output: str | os.PathLike[st
 
 
 def collect(output: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """Rows of an existing sweep directory from its runs' ``summary.json`` files."""
+    """Rows of an existing sweep directory, aggregated again from each run's samples.
+
+    Runs without a summary yet (a sweep killed mid-run) are included with the samples they
+    have; ``complete`` says whether a run has every problem.
+    """
+    from daedal.eval.runner import MANIFEST, summarize
+
     out = Path(output)
     rows = []
-    for summary_path in sorted(out.glob("*/summary.json")):
-        name = summary_path.parent.name
+    for manifest_path in sorted(out.glob(f"*/{MANIFEST}")):
+        name = manifest_path.parent.name
         if name == "daedal":
             length = None
         elif name.startswith("fixed-") and name[6:].isdigit():
             length = int(name[6:])
         else:
             continue
-        summary = json.loads(summary_path.read_text(encoding="utf-8"))
-        rows.append({"length": length, "output": str(summary_path.parent), "metrics": summary["metrics"]})
+        summary = summarize(manifest_path.parent)
+        rows.append({"length": length, "output": str(manifest_path.parent), "suite": summary["suite"],
+                     "metrics": summary["metrics"], "complete": summary["complete"]})
     rows.sort(key=lambda r: (r["length"] is None, r["length"] or 0))
     if not rows:
-        raise ConfigError(f"`output` {str(out)!r} holds no fixed-<L>/ or daedal/ runs with a summary.json")
+        raise ConfigError(
+            f"`output` {str(out)!r} holds no fixed-<L>/ or daedal/ runs: point `daedal eval report` at a sweep, "
+            "paper or run directory"
+        )
     return rows
