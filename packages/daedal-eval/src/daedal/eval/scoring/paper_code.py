@@ -27,8 +27,9 @@ default). The quirks, each pinned by a test in ``tests/eval/test_paper_protocol.
 * **Tests.** HumanEval: ``test + "\\ncheck(entry_point)"``; MBPP: the three asserts joined
   by newlines, without ``test_setup_code``.
 * **Crashes.** A snippet on which :func:`ast.parse` raises something other than
-  ``SyntaxError``/``MemoryError`` (a null byte on Python ≤ 3.11: ``ValueError``) stops the
-  script; the sample is scored incorrect with that reason (:class:`PaperScriptCrash`).
+  ``SyntaxError``/``MemoryError`` stops the script: a very long operator chain (a
+  5,000-term sum) raises ``RecursionError`` (some older Pythons also raise ``ValueError`` on a
+  null byte, where 3.11.7 raises ``SyntaxError``). The sample is scored incorrect with that reason (:class:`PaperScriptCrash`).
 """
 
 from __future__ import annotations
