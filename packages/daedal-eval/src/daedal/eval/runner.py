@@ -295,8 +295,15 @@ def sample_seed(seed: int, index: int) -> int:
 
 
 def reference_compat_policies(policies: Iterable[object]) -> bool:
-    """Whether any policy runs in ``reference_compat`` mode (batch-dependent by design)."""
-    return any(bool(getattr(p, "reference_compat", False)) for p in policies)
+    """Whether any policy runs in ``reference_compat`` mode (batch-dependent by design).
+
+    Bundles expand into their parts in the engine; the reference's left-padded canvas
+    (``LeftPaddedFixedLength``, what ``LLaDADecoding(reference_compat=True)`` builds) marks
+    the mode as well as a ``reference_compat`` field does.
+    """
+    return any(
+        bool(getattr(p, "reference_compat", False)) or type(p).__name__ == "LeftPaddedFixedLength" for p in policies
+    )
 
 
 def randomness(engine: Any, *, seed: int, batch_size: int, world_size: int) -> dict[str, Any]:
