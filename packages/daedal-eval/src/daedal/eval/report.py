@@ -162,7 +162,7 @@ def table1_markdown(paper: Mapping[str, Any]) -> str:
     lines = ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
     for method in methods:
         row = [_method_label(method)]
-        accs, ratios, nfe, wall, n_all, tokens = [], [], 0.0, 0.0, 0, 0.0
+        accs, ratios, nfe, wall, n_all, tokens, all_complete = [], [], 0.0, 0.0, 0, 0.0, True
         for s in suites:
             c = cells.get((method, s))
             if c is None:
@@ -171,13 +171,14 @@ def table1_markdown(paper: Mapping[str, Any]) -> str:
             mark = "" if c["complete"] else "*"
             acc = f"{c['accuracy']:.1f}{mark}"
             row += [f"**{acc}**" if c["accuracy"] == best[s] else acc, f"{c['e_ratio']:.1f}{mark}"]
+            all_complete = all_complete and bool(c["complete"])
             accs.append(c["accuracy"])
             ratios.append(c["e_ratio"])
             nfe += c["forward_passes"] * c["n"]
             wall += c["total_wall_time"]
             n_all += c["n"]
             tokens += c["n_token"] * c["n"]
-        full = len(accs) == len(suites)
+        full = len(accs) == len(suites) and all_complete
         row.append(f"{sum(accs) / len(accs):.2f}" + ("" if full else "*") if accs else "–")
         row.append(f"{sum(ratios) / len(ratios):.1f}" + ("" if full else "*") if ratios else "–")
         row.append(f"{nfe / n_all:.1f}" if n_all else "–")
