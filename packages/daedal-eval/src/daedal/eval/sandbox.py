@@ -1,38 +1,45 @@
-"""Run untrusted Python programs (model-written code plus its tests) in a sandbox.
+"""Run untrusted Python programs (model-written code and its tests) contained by the OS.
 
-Each program runs in its own process, started in a new session inside a fresh
-temporary directory that is also its working directory, with these layers:
+The wall is the operating system, through bubblewrap (``bwrap``, see
+:mod:`daedal.eval.isolation`): each program runs in new user, mount, PID, network,
+IPC, UTS and cgroup namespaces as an unprivileged uid without capabilities, sees a
+read-only interpreter with the allowed scientific modules and nothing else of the host,
+and writes only to a private size-limited ``tmpfs``. Around it:
 
-* **Kernel limits** (``resource.setrlimit`` in the child before ``exec``): address
-  space (``RLIMIT_AS``), CPU seconds (``RLIMIT_CPU``), size of any file it writes
-  (``RLIMIT_FSIZE``), no core dumps, and the number of processes of the user
-  (``RLIMIT_NPROC``, set to what the user already runs plus a small headroom, so a fork
-  bomb fails at once; note that the kernel does not apply it to root).
-* **Namespaces**, when ``unshare`` works here (it does as root, and for other users where
-  user namespaces are enabled): a new network namespace (only a downed loopback, so no
-  connection leaves the process) and a new PID namespace (the program cannot see or
-  signal processes outside it, and everything in it dies with it).
-* **A Python guard**: an audit hook (``sys.addaudithook``, which a program cannot remove)
-  installed before the program runs. It refuses process creation, signals to other
-  processes, sockets that connect, bind or resolve names, ``ctypes``, and every write,
-  rename or removal outside the temporary directory. This layer is what contains root,
-  for whom ``RLIMIT_NPROC`` does not apply.
-* **The clock**: past ``timeout`` seconds of wall time the whole process group is killed
-  (``os.killpg(..., SIGKILL)``).
+* **Kernel limits** (``setrlimit`` before ``exec``): address space, CPU seconds, size of
+  any file written (standard output included), no core dumps, processes.
+* **The clock**: past ``timeout`` seconds the whole tree is killed (the session's group;
+  bubblewrap's init dies with its parent and the PID namespace with it).
+* **A Python guard** (an audit hook) refuses creating processes: a second layer.
 
-A program *passes* only when it ran to its end: exit status 0 and a sentinel line that
-the runner prints after the program returns, so ``os._exit(0)`` or ``sys.exit(0)``
-before the tests ran is a failure.
+Two protocols decide "passed":
+
+* :meth:`Sandbox.check` (the default of the code suites): the program's definitions
+  run in the sandbox; the tests run in a separate, trusted *judge* process, where every
+  name they take from the program is a stand-in that sends the call's arguments to the
+  program's process and gets back plain data (JSON with tags for tuples, sets, bytes...;
+  objects stay behind as opaque references). The verdict is written by the judge on a
+  descriptor the program never holds: exiting early, patching ``os._exit``, printing
+  markers or returning objects with a forged ``__eq__`` cannot make it "passed".
+* :meth:`Sandbox.run` (the paper's protocol, as the official scripts do): program and
+  tests in one process; "passed" means it ran to its end (exit status 0 and a marker
+  printed after the program returned). The OS contains it all the same, but a hostile
+  program can forge this verdict (see the threat model in the docs).
+
+Without a working ``bwrap`` the sandbox refuses to run anything unless the caller opts
+in to the weak fallback (``unsafe_exec=True``): the Python guard, rlimits and, where
+``unshare`` works, network and PID namespaces, which do not contain a hostile program.
 
 Example::
 
     sandbox = Sandbox(Limits(timeout=5))
-    outcome = sandbox.run("assert sum([1, 2]) == 3")
-    assert outcome.passed
+    assert sandbox.check("def add(a, b):\\n    return a + b\\n", "assert add(1, 2) == 3\\n").passed
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import functools
 import math
 import os
@@ -40,6 +47,7 @@ import resource
 import secrets
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -51,10 +59,28 @@ from typing import Literal
 import attrs
 
 from daedal.core.errors import ConfigError
+from daedal.eval import _runners
+from daedal.eval.isolation import (
+    DEFAULT_MODULES,
+    INSTALL_HINT,
+    PROGRAM_PATH,
+    bwrap_command,
+    bwrap_path,
+    bwrap_works,
+    layout,
+    warn_once,
+)
 
-__all__ = ["Execution", "Limits", "Sandbox", "network_isolation"]
+__all__ = ["Execution", "Limits", "Sandbox", "SandboxUnavailableError", "network_isolation", "remove_tree"]
 
-Status = Literal["passed", "failed", "timeout"]
+Status = Literal["passed", "failed", "timeout", "error"]
+
+#: Largest reply line the judge accepts from the program's process.
+_REPLY_LIMIT = 16 * 1024 * 1024
+
+
+class SandboxUnavailableError(ConfigError):
+    """No operating-system isolation here, and the weak fallback was not asked for."""
 
 
 def _positive(_inst: object, attribute: attrs.Attribute, value: object) -> None:
@@ -67,12 +93,14 @@ class Limits:
     """Resource limits of one sandboxed program.
 
     Attributes:
-        timeout: Wall-clock seconds before the process group is killed.
-        memory_mb: Address-space limit (``RLIMIT_AS``) in MiB.
+        timeout: Wall-clock seconds before the whole process tree is killed.
+        memory_mb: Address-space limit (``RLIMIT_AS``) in MiB, per process.
         cpu_seconds: CPU-time limit (``RLIMIT_CPU``); None means ``ceil(timeout) + 1``.
         file_size_mb: Largest file the program may write (``RLIMIT_FSIZE``), output included.
+        tmpfs_mb: Size of the program's writable ``/tmp`` (isolated runs).
         processes: Processes the program may start beyond those its user already runs
-            (``RLIMIT_NPROC`` headroom; ignored by the kernel for root).
+            (``RLIMIT_NPROC`` headroom; the kernel does not apply it to root, for whom
+            the Python guard and the PID namespace carry this).
         output_bytes: How much of stdout and stderr to keep (head and tail).
     """
 
@@ -80,6 +108,7 @@ class Limits:
     memory_mb: int = attrs.field(default=2048, validator=_positive)
     cpu_seconds: int | None = None
     file_size_mb: int = attrs.field(default=16, validator=_positive)
+    tmpfs_mb: int = attrs.field(default=64, validator=_positive)
     processes: int = 8
     output_bytes: int = 8192
 
@@ -89,11 +118,15 @@ class Execution:
     """The outcome of one sandboxed program.
 
     Attributes:
-        status: ``"passed"``, ``"failed"`` (error, non-zero exit, killed by a limit) or ``"timeout"``.
-        returncode: Exit status (negative: killed by that signal); None when it timed out.
-        stdout: Captured standard output (head and tail when long), sentinel removed.
+        status: ``"passed"``, ``"failed"`` (error, failed test, non-zero exit, killed by
+            a limit), ``"timeout"``, or ``"error"`` (the sandbox itself could not run it).
+        returncode: Exit status of the program's process (negative: killed by that
+            signal); None when it timed out or never started.
+        stdout: Captured standard output (head and tail when long), marker removed.
         stderr: Captured standard error (head and tail when long).
-        wall_time: Seconds from start to exit or kill.
+        wall_time: Seconds from start to the verdict.
+        detail: The verdict's reason (the judge's failing test line, a sandbox error).
+        backend: ``"bwrap"`` (isolated by the OS) or ``"unsafe"`` (the weak fallback).
     """
 
     status: Status
@@ -101,118 +134,27 @@ class Execution:
     stdout: str
     stderr: str
     wall_time: float
+    detail: str = ""
+    backend: str = ""
 
     @property
     def passed(self) -> bool:
         return self.status == "passed"
 
     def summary(self) -> str:
-        """One line for logs and result files: status plus the last error line."""
-        last = next((line for line in reversed(self.stderr.strip().splitlines()) if line.strip()), "")
-        return f"{self.status}: {last}" if last and self.status != "passed" else self.status
-
-
-# The runner executed by the child interpreter (``python -I -B -c RUNNER``). It reads the
-# sentinel from stdin, installs the guard, runs ./program.py as __main__ and prints the
-# sentinel only if the program returned normally.
-_RUNNER = r'''
-import os, sys
-_nonce = sys.stdin.readline().strip()
-_null = os.open(os.devnull, os.O_RDONLY)
-os.dup2(_null, 0)
-os.close(_null)
-_root = os.path.realpath(os.getcwd())
-_guard = sys.argv[1] == "1"
-
-def _install_guard(root):
-    import os, sys
-    realpath, join, getpid, fspath = os.path.realpath, os.path.join, os.getpid, os.fspath
-    sep = os.sep
-    write_flags = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
-    allowed_files = {os.devnull}
-    refused = {
-        "os.fork", "os.forkpty", "os.system", "os.exec", "os.posix_spawn", "os.spawn",
-        "subprocess.Popen", "pty.spawn", "ctypes.dlopen", "ctypes.dlsym", "ctypes.cdata",
-        "socket.connect", "socket.connect_ex", "socket.bind", "socket.sendto", "socket.sendmsg",
-        "socket.getaddrinfo", "socket.gethostbyname", "socket.gethostbyaddr", "os.chroot",
-        "resource.setrlimit", "resource.prlimit", "sys.remote_exec", "os.setuid", "os.setgid",
-    }
-    mutating = {
-        "os.remove", "os.rename", "os.rmdir", "os.mkdir", "os.chmod", "os.chown", "os.link",
-        "os.truncate", "os.utime", "shutil.rmtree", "os.setxattr", "os.removexattr",
-        "os.mkfifo", "os.mknod", "shutil.copyfile", "shutil.copymode", "shutil.copystat",
-        "shutil.move", "os.lchflags", "os.chflags",
-    }
-
-    def inside(path):
-        if isinstance(path, int) or path is None:
-            return True  # an already-open descriptor: its opening was checked
-        try:
-            path = fspath(path)
-        except TypeError:
-            return True
-        if isinstance(path, bytes):
-            path = path.decode(errors="replace")
-        full = realpath(join(os.getcwd(), path))
-        return full == root or full.startswith(root + sep) or full in allowed_files
-
-    def hook(event, args):
-        if event in refused:
-            raise PermissionError(f"sandbox: {event} is not allowed")
-        if event in ("os.kill", "os.killpg"):
-            if event == "os.kill" and args[0] == getpid():
-                return
-            raise PermissionError(f"sandbox: {event}{args!r} is not allowed")
-        if event == "open":
-            path, mode, flags = args
-            writes = (mode is not None and any(c in mode for c in "wax+")) or bool(flags & write_flags)
-            if writes and not inside(path):
-                raise PermissionError(f"sandbox: writing {path!r} outside the sandbox directory is not allowed")
-        elif event in mutating:
-            paths = [args[1]] if event == "os.symlink" else [a for a in args if isinstance(a, (str, bytes, os.PathLike))]
-            dir_fds = [a for a in args[1:] if isinstance(a, int) and not isinstance(a, bool) and a >= 0]
-            if event in ("os.remove", "os.rmdir", "os.mkdir", "os.rename", "os.link") and dir_fds:
-                raise PermissionError(f"sandbox: {event} relative to a directory descriptor is not allowed")
-            for p in paths:
-                if not inside(p):
-                    raise PermissionError(f"sandbox: {event} on {p!r} outside the sandbox directory is not allowed")
-        elif event == "os.symlink":
-            if not inside(args[1]):
-                raise PermissionError(f"sandbox: creating a link at {args[1]!r} is not allowed")
-
-    sys.addaudithook(hook)
-
-if _guard:
-    _install_guard(_root)
-    del _install_guard
-with open("program.py", encoding="utf-8") as _f:
-    _source = _f.read()
-_globals = {"__name__": "__main__", "__file__": os.path.join(_root, "program.py"), "__builtins__": __builtins__}
-try:
-    exec(compile(_source, "program.py", "exec"), _globals)
-except BaseException:
-    # SystemExit too: a program that exits before the end has not shown that its tests pass.
-    import traceback
-    traceback.print_exc()
-    sys.stderr.flush()
-    sys.stdout.flush()
-    os._exit(1)
-try:
-    sys.stdout.flush()
-except BaseException:
-    pass
-os.write(1, ("\n" + _nonce + "\n").encode())
-os._exit(0)
-'''
+        """One line for logs and result files: status plus the reason or last error line."""
+        if self.status == "passed":
+            return "passed"
+        last = self.detail or next((line for line in reversed(self.stderr.strip().splitlines()) if line.strip()), "")
+        return f"{self.status}: {last}" if last else self.status
 
 
 @functools.cache
 def network_isolation() -> tuple[str, ...]:
     """The ``unshare`` prefix that isolates network and PID namespaces here, or ``()``.
 
-    Probed once per process: plain ``unshare`` works for root; other users need a user
-    namespace (``-r``). Returns the command prefix that worked, or an empty tuple when no
-    namespace can be created (the Python guard then carries network isolation alone).
+    Used by the unsafe fallback only. Plain ``unshare`` works for root; other users need
+    a user namespace (``-r``). Probed once per process.
     """
     exe = shutil.which("unshare")
     if exe is None:
@@ -253,52 +195,165 @@ def _clip(data: bytes, limit: int) -> str:
     return text[:half] + f"\n... [{len(text) - limit} characters cut] ...\n" + text[-half:]
 
 
+def _read_fd_capped(fd: int, limit: int) -> bytes:
+    """Head and tail of a file (a memfd) without reading all of it."""
+    size = os.fstat(fd).st_size
+    if size <= 2 * limit:
+        return os.pread(fd, size, 0)
+    return os.pread(fd, limit, 0) + b"\n...\n" + os.pread(fd, limit, size - limit)
+
+
+def _memfd(name: str, data: bytes = b"") -> int:
+    fd = os.memfd_create(name, 0)
+    if data:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.lseek(fd, 0, os.SEEK_SET)
+    return fd
+
+
+# FS_IOC_GETFLAGS / FS_IOC_SETFLAGS and the flags that make a file undeletable.
+_FS_IOC_GETFLAGS, _FS_IOC_SETFLAGS = 0x80086601, 0x40086602
+_FS_IMMUTABLE_FL, _FS_APPEND_FL = 0x10, 0x20
+
+
+def _clear_flags(path: str) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return
+    try:
+        buf = bytearray(4)
+        fcntl.ioctl(fd, _FS_IOC_GETFLAGS, buf)
+        flags = int.from_bytes(buf, sys.byteorder)
+        if flags & (_FS_IMMUTABLE_FL | _FS_APPEND_FL):
+            flags &= ~(_FS_IMMUTABLE_FL | _FS_APPEND_FL)
+            fcntl.ioctl(fd, _FS_IOC_SETFLAGS, flags.to_bytes(4, sys.byteorder))
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def remove_tree(path: str) -> bool:
+    """Remove a directory tree a program wrote, whatever it did to it; True when it is gone.
+
+    Clears the immutable and append-only flags (root can), restores owner permissions on
+    directories, never follows links, and never raises.
+    """
+    if not os.path.lexists(path):
+        return True
+    with contextlib.suppress(OSError):
+        shutil.rmtree(path)
+    if not os.path.lexists(path):
+        return True
+    for root, dirs, files in os.walk(path, topdown=True, followlinks=False):
+        _clear_flags(root)
+        with contextlib.suppress(OSError):
+            os.chmod(root, stat.S_IRWXU)
+        for name in dirs + files:
+            full = os.path.join(root, name)
+            if not os.path.islink(full):
+                _clear_flags(full)
+                if os.path.isdir(full):
+                    with contextlib.suppress(OSError):
+                        os.chmod(full, stat.S_IRWXU)
+    shutil.rmtree(path, ignore_errors=True)
+    return not os.path.lexists(path)
+
+
+def _kill_group(proc: subprocess.Popen | None) -> None:
+    if proc is None:
+        return
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(ChildProcessError):
+        proc.wait()
+
+
 class Sandbox:
-    """Runs Python programs under :class:`Limits` in isolated processes.
+    """Runs Python programs under :class:`Limits`, isolated by bubblewrap.
 
     Args:
         limits: Time, memory, file-size and process limits.
-        isolate: ``"auto"`` uses ``unshare`` namespaces when they work here; ``"none"``
-            relies on the guard and the limits alone; ``"require"`` raises if namespaces
-            are unavailable.
-        guard: Install the Python audit-hook guard (recommended; turning it off is for
-            testing the kernel layers).
-        python: Interpreter that runs the programs (default: this one).
+        isolate: ``"auto"``: bubblewrap when it works here, else the fallback if
+            ``unsafe_exec``, else refuse. ``"bwrap"``: bubblewrap or refuse.
+            ``"none"``: the fallback (needs ``unsafe_exec=True``).
+        unsafe_exec: Allow the weak fallback (Python guard and rlimits, no file-system
+            isolation) where bubblewrap is missing: only for code you trust.
+        guard: Install the Python audit-hook guard as well (turning it off is for
+            testing the other layers).
+        modules: Third-party modules importable inside (those installed here).
+        bwrap: Path of the ``bwrap`` executable (default: found on ``PATH``).
 
     Raises:
-        ConfigError: ``isolate`` is unknown, or ``"require"`` where ``unshare`` fails.
+        ConfigError: An unknown ``isolate``.
+        SandboxUnavailableError: No working bubblewrap and no ``unsafe_exec`` (the
+            message says how to install it).
     """
 
     def __init__(
         self,
         limits: Limits | None = None,
         *,
-        isolate: Literal["auto", "none", "require"] = "auto",
+        isolate: Literal["auto", "bwrap", "none"] = "auto",
+        unsafe_exec: bool = False,
         guard: bool = True,
-        python: str | None = None,
+        modules: Sequence[str] = DEFAULT_MODULES,
+        bwrap: str | None = None,
     ) -> None:
-        if isolate not in ("auto", "none", "require"):
-            raise ConfigError(f"`isolate` must be 'auto', 'none' or 'require', got {isolate!r}")
+        if isolate not in ("auto", "bwrap", "none"):
+            raise ConfigError(f"`isolate` must be 'auto', 'bwrap' or 'none', got {isolate!r}")
+        if not isinstance(unsafe_exec, bool):
+            raise ConfigError(f"`unsafe_exec` must be True or False, got {unsafe_exec!r}")
         self.limits = limits or Limits()
         self.guard = guard
-        self.python = python or sys.executable
-        self.prefix: tuple[str, ...] = () if isolate == "none" else network_isolation()
-        if isolate == "require" and not self.prefix:
-            raise ConfigError(
-                "`isolate='require'` but `unshare --net --pid` does not work here: run as root, enable "
-                "user namespaces, or pass isolate='auto'"
+        self.modules = tuple(modules)
+        self.bwrap: str | None = None
+        why = "isolate='none' was asked for"
+        if isolate != "none":
+            exe = bwrap_path(bwrap)
+            if exe is None:
+                why = f"bubblewrap (`bwrap`) is not installed{'' if bwrap is None else f' at {bwrap!r}'}"
+            else:
+                works, reason = bwrap_works(exe)
+                if works:
+                    self.bwrap = exe
+                else:
+                    why = f"bubblewrap ({exe}) cannot build a sandbox here: {reason}"
+        if self.bwrap is None:
+            if isolate == "bwrap" or not unsafe_exec:
+                message = (
+                    f"{why}, so untrusted code cannot be isolated by the operating system and is not run. "
+                    f"Install it: {INSTALL_HINT}. Only for code you trust: pass unsafe_exec=True "
+                    "(daedal eval --unsafe-exec) to use the weak in-process guard instead."
+                )
+                warn_once(message)
+                raise SandboxUnavailableError(message)
+            warn_once(
+                f"{why}: running code WITHOUT operating-system isolation (unsafe_exec). A hostile program can "
+                f"read the host's files, forge its verdict and harm the machine. Install bubblewrap: {INSTALL_HINT}"
             )
+        self.prefix: tuple[str, ...] = () if self.bwrap else network_isolation()
+
+    @property
+    def backend(self) -> str:
+        """``"bwrap"`` or ``"unsafe"``."""
+        return "bwrap" if self.bwrap else "unsafe"
 
     @property
     def isolated(self) -> bool:
-        """Whether programs run in their own network and PID namespaces."""
-        return bool(self.prefix)
+        """Whether programs are isolated by the operating system (bubblewrap)."""
+        return self.bwrap is not None
 
-    def _limit_child(self, nproc: int) -> None:
+    # -- processes ---------------------------------------------------------------------
+
+    def _limit_child(self, nproc: int, memory_mb: int) -> None:
         # Runs in the child between fork and exec: no imports here (a thread of the
         # parent may hold the import lock at fork time).
         lim = self.limits
-        memory = int(lim.memory_mb) * 1024 * 1024
+        memory = int(memory_mb) * 1024 * 1024
         cpu = lim.cpu_seconds if lim.cpu_seconds is not None else math.ceil(lim.timeout) + 1
         resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
         resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
@@ -307,65 +362,111 @@ class Sandbox:
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
         resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
 
+    def _spawn_candidate(
+        self, mode: str, program: str, fds: Sequence[int], stdout: int, stderr: int, work: str | None
+    ) -> subprocess.Popen:
+        """Start the program's process: inside bubblewrap, or in ``work`` for the fallback."""
+        lim = self.limits
+        nproc = _user_process_count() + lim.processes + 4
+        limit = functools.partial(self._limit_child, nproc, lim.memory_mb)
+        fd_args = [str(fd) for fd in fds]
+        if self.bwrap is not None:
+            lay = layout(self.modules)
+            program_fd = _memfd("daedal-program", program.encode("utf-8"))
+            try:
+                argv = [lay.python, "-I", "-S", "-B", "-c", _runners.CANDIDATE, mode,
+                        "process" if self.guard else "off", PROGRAM_PATH, os.pathsep.join(lay.sys_path), *fd_args]
+                cmd = bwrap_command(self.bwrap, argv, lay=lay, program_fd=program_fd,
+                                    tmpfs_bytes=int(lim.tmpfs_mb) * 1024 * 1024)
+                return subprocess.Popen(
+                    cmd, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr, env={"PATH": "/usr/bin:/bin"},
+                    pass_fds=(program_fd, *fds), start_new_session=True, preexec_fn=limit,
+                )
+            finally:
+                os.close(program_fd)
+        assert work is not None
+        with open(os.path.join(work, "program.py"), "w", encoding="utf-8") as f:
+            f.write(program)
+        argv = [*self.prefix, sys.executable, "-I", "-B", "-c", _runners.CANDIDATE, mode,
+                "full" if self.guard else "off", "program.py", "", *fd_args]
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", "HOME": work,
+               "TMPDIR": work, "PYTHONHASHSEED": "0"}
+        return subprocess.Popen(
+            argv, cwd=work, env=env, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr,
+            pass_fds=tuple(fds), start_new_session=True, preexec_fn=limit,
+        )
+
+    @contextlib.contextmanager
+    def _workspace(self):
+        """The fallback's working directory (removed whatever the program did); None when isolated."""
+        if self.bwrap is not None:
+            yield None
+            return
+        work = tempfile.mkdtemp(prefix="daedal-sandbox-")
+        try:
+            yield work
+        finally:
+            if not remove_tree(work):
+                warn_once(f"could not remove the sandbox directory {work}")
+
+    def _outputs(self, out: int, err: int) -> tuple[bytes, str]:
+        lim = self.limits
+        return _read_fd_capped(out, lim.output_bytes), _clip(_read_fd_capped(err, lim.output_bytes), lim.output_bytes)
+
+    # -- the paper's protocol: one process -------------------------------------------
+
     def run(self, program: str) -> Execution:
-        """Run one program to completion, a limit, or the timeout.
+        """Run one program to its end, a limit, or the timeout (program and tests in one process).
 
         Args:
-            program: Python source, run as ``__main__`` from ``program.py`` in a fresh
-                temporary directory (its working directory).
+            program: Python source, run as ``__main__``.
 
         Returns:
             The :class:`Execution`; never raises for anything the program does.
         """
         if not isinstance(program, str):
             raise ConfigError(f"`program` must be Python source text, got {type(program).__name__}")
-        nonce = secrets.token_hex(16)
+        start = time.monotonic()
+        try:
+            return self._run(program, start)
+        except Exception as error:  # the sandbox's own failure: this program's verdict only
+            return Execution(status="error", returncode=None, stdout="", stderr="", wall_time=time.monotonic() - start,
+                             detail=f"sandbox error: {type(error).__name__}: {error}", backend=self.backend)
+
+    def _run(self, program: str, start: float) -> Execution:
         lim = self.limits
-        nproc = _user_process_count() + lim.processes + (2 if self.prefix else 0)
-        with tempfile.TemporaryDirectory(prefix="daedal-sandbox-") as work:
-            with open(os.path.join(work, "program.py"), "w", encoding="utf-8") as f:
-                f.write(program)
-            out_path, err_path = os.path.join(work, ".stdout"), os.path.join(work, ".stderr")
-            argv = [*self.prefix, self.python, "-I", "-B", "-c", _RUNNER, "1" if self.guard else "0"]
-            env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", "HOME": work,
-                   "TMPDIR": work, "PYTHONHASHSEED": "0"}
-            start = time.monotonic()
-            timed_out = False
-            with open(out_path, "wb") as out, open(err_path, "wb") as err:
+        nonce = secrets.token_hex(16).encode()
+        out, err = _memfd("daedal-stdout"), _memfd("daedal-stderr")
+        proc = None
+        timed_out = False
+        try:
+            with self._workspace() as work:
+                nonce_r, nonce_w = os.pipe()
                 try:
-                    proc = subprocess.Popen(
-                        argv,
-                        cwd=work,
-                        env=env,
-                        stdin=subprocess.PIPE,
-                        stdout=out,
-                        stderr=err,
-                        start_new_session=True,
-                        close_fds=True,
-                        preexec_fn=functools.partial(self._limit_child, nproc),
-                    )
-                except OSError as error:  # could not even start: count as a failure of this program
-                    return Execution(status="failed", returncode=None, stdout="", stderr=f"sandbox start failed: {error}",
-                                     wall_time=time.monotonic() - start)
+                    os.write(nonce_w, nonce)
+                    os.close(nonce_w)
+                    nonce_w = -1
+                    proc = self._spawn_candidate("program", program, [nonce_r], out, err, work)
+                finally:
+                    os.close(nonce_r)
+                    if nonce_w >= 0:
+                        os.close(nonce_w)
                 try:
-                    proc.communicate(input=(nonce + "\n").encode(), timeout=lim.timeout)
+                    proc.wait(timeout=lim.timeout)
                 except subprocess.TimeoutExpired:
                     timed_out = True
                 finally:
-                    # Kill the whole group, also after a normal exit: a program may leave
-                    # children behind (it is the group leader, so its pgid is its pid).
-                    try:
-                        os.killpg(proc.pid, signal.SIGKILL)
-                    except (ProcessLookupError, PermissionError):
-                        pass
-                    proc.wait()
+                    # The whole group, also after a normal exit: a program may leave children.
+                    _kill_group(proc)
             wall = time.monotonic() - start
-            stdout = _read_capped(out_path, lim.output_bytes)
-            stderr = _clip(_read_capped_bytes(err_path, lim.output_bytes), lim.output_bytes)
-        marker = "\n" + nonce + "\n"
-        finished = stdout.endswith(marker)
+            stdout_bytes, stderr = self._outputs(out, err)
+        finally:
+            os.close(out)
+            os.close(err)
+        marker = b"\n" + nonce + b"\n"
+        finished = stdout_bytes.endswith(marker)
         if finished:
-            stdout = stdout[: -len(marker)]
+            stdout_bytes = stdout_bytes[: -len(marker)]
         if timed_out:
             status: Status = "timeout"
         elif proc.returncode == 0 and finished:
@@ -373,30 +474,127 @@ class Sandbox:
         else:
             status = "failed"
         return Execution(status=status, returncode=None if timed_out else proc.returncode,
-                         stdout=_clip(stdout.encode(), lim.output_bytes), stderr=stderr, wall_time=wall)
+                         stdout=_clip(stdout_bytes, lim.output_bytes), stderr=stderr, wall_time=wall,
+                         detail="timed out" if timed_out else "", backend=self.backend)
+
+    # -- the default protocol: a trusted judge ---------------------------------------
+
+    def check(self, program: str, tests: str) -> Execution:
+        """Run ``program``'s definitions in the sandbox and ``tests`` in a trusted judge process.
+
+        The tests see the program's functions and values as stand-ins: calling one sends
+        the arguments to the program's process and returns the result as plain data.
+        Only the judge decides "passed", on a channel the program cannot reach.
+
+        Args:
+            program: Python source with the definitions (run as ``__main__``).
+            tests: Python source of the tests (benchmark data: trusted); "passed" when it
+                runs to its end without an exception.
+
+        Returns:
+            The :class:`Execution` (``stdout``/``stderr`` are the program's, ``detail``
+            the judge's reason); never raises for anything the program does.
+        """
+        for name, value in (("program", program), ("tests", tests)):
+            if not isinstance(value, str):
+                raise ConfigError(f"`{name}` must be Python source text, got {type(value).__name__}")
+        start = time.monotonic()
+        try:
+            return self._check(program, tests, start)
+        except Exception as error:
+            return Execution(status="error", returncode=None, stdout="", stderr="", wall_time=time.monotonic() - start,
+                             detail=f"sandbox error: {type(error).__name__}: {error}", backend=self.backend)
+
+    def _check(self, program: str, tests: str, start: float) -> Execution:
+        lim = self.limits
+        out, err = _memfd("daedal-stdout"), _memfd("daedal-stderr")
+        judge_out = _memfd("daedal-judge-out")
+        tests_fd = _memfd("daedal-tests", tests.encode("utf-8"))
+        cand = judge = None
+        timed_out = False
+        verdict_data = b""
+        ends: list[int] = []
+        try:
+            with self._workspace() as work:
+                req_r, req_w = os.pipe()
+                rep_r, rep_w = os.pipe()
+                ver_r, ver_w = os.pipe()
+                ends = [req_r, req_w, rep_r, rep_w, ver_w]
+                try:
+                    cand = self._spawn_candidate("serve", program, [req_r, rep_w], out, err, work)
+                    judge = subprocess.Popen(
+                        [sys.executable, "-I", "-B", "-c", _runners.JUDGE, str(req_w), str(rep_r), str(ver_w),
+                         str(_REPLY_LIMIT)],
+                        stdin=tests_fd, stdout=judge_out, stderr=judge_out, pass_fds=(req_w, rep_r, ver_w),
+                        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", "PYTHONHASHSEED": "0"},
+                        start_new_session=True,
+                        preexec_fn=functools.partial(self._limit_child, _user_process_count() + 64,
+                                                     max(lim.memory_mb, 512)),
+                    )
+                finally:
+                    for fd in ends:
+                        os.close(fd)
+                    ends = []
+                try:
+                    judge.wait(timeout=max(0.0, lim.timeout - (time.monotonic() - start)))
+                except subprocess.TimeoutExpired:
+                    timed_out = True
+                os.set_blocking(ver_r, False)
+                with contextlib.suppress(OSError):
+                    verdict_data = os.read(ver_r, 65536)
+                os.close(ver_r)
+                _kill_group(judge)
+                _kill_group(cand)
+            wall = time.monotonic() - start
+            stdout_bytes, stderr = self._outputs(out, err)
+        finally:
+            _kill_group(judge)
+            _kill_group(cand)
+            for fd in (out, err, judge_out, tests_fd, *ends):
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        status: Status
+        detail = ""
+        if timed_out:
+            status, detail = "timeout", "timed out"
+        else:
+            status, detail = _parse_verdict(verdict_data, judge.returncode if judge else None)
+        return Execution(status=status, returncode=None if timed_out or cand is None else cand.returncode,
+                         stdout=_clip(stdout_bytes, lim.output_bytes), stderr=stderr, wall_time=wall,
+                         detail=detail, backend=self.backend)
+
+    # -- many --------------------------------------------------------------------------
 
     def run_many(self, programs: Sequence[str] | Iterable[str], *, workers: int = 1) -> list[Execution]:
-        """Run programs concurrently in ``workers`` threads (each program its own process)."""
+        """:meth:`run` for each program, ``workers`` at a time, results in order."""
         programs = list(programs)
-        if not isinstance(workers, int) or workers < 1:
+        return self._many(self.run, [(p,) for p in programs], workers)
+
+    def check_many(self, pairs: Sequence[tuple[str, str]] | Iterable[tuple[str, str]], *,
+                   workers: int = 1) -> list[Execution]:
+        """:meth:`check` for each ``(program, tests)`` pair, ``workers`` at a time, results in order."""
+        return self._many(self.check, [tuple(p) for p in pairs], workers)
+
+    @staticmethod
+    def _many(fn, items: list[tuple], workers: int) -> list[Execution]:
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
             raise ConfigError(f"`workers` must be a positive int, got {workers!r}")
-        if workers == 1 or len(programs) <= 1:
-            return [self.run(p) for p in programs]
+        if workers == 1 or len(items) <= 1:
+            return [fn(*item) for item in items]
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            return list(pool.map(self.run, programs))
+            return list(pool.map(lambda item: fn(*item), items))
 
 
-def _read_capped_bytes(path: str, limit: int) -> bytes:
-    """Head and tail of a file without reading all of it."""
-    size = os.path.getsize(path)
-    with open(path, "rb") as f:
-        if size <= 2 * limit:
-            return f.read()
-        head = f.read(limit)
-        f.seek(size - limit)
-        return head + b"\n...\n" + f.read()
+def _parse_verdict(data: bytes, returncode: int | None) -> tuple[Status, str]:
+    """The judge's verdict line; anything else (a dead judge) is a failure."""
+    import json
 
+    try:
+        verdict = json.loads(data.decode("utf-8"))
+        status, detail = verdict["status"], str(verdict.get("detail", ""))
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+        return "error", f"the judge gave no verdict (exit status {returncode})"
+    if returncode != 0 or status not in ("passed", "failed", "error"):
+        return "error", f"the judge gave no verdict (exit status {returncode})"
+    return status, detail
 
-def _read_capped(path: str, limit: int) -> str:
-    # The sentinel sits at the very end, so the tail is always kept.
-    return _read_capped_bytes(path, limit).decode("utf-8", errors="replace")

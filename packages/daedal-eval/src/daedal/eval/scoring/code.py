@@ -5,6 +5,11 @@ out of the first ```` ```python ```` fence, *sanitise* it (keep the longest run 
 that parses, then only imports and the definitions reachable from the entry point) and
 run it against the benchmark's tests. The sanitiser here is written on Python's
 :mod:`ast`; the programs it produces run in :class:`~daedal.eval.sandbox.Sandbox`.
+
+Execution (:func:`run_tests`) keeps the program and its tests apart: by default the
+tests run in a trusted judge process and only data crosses from the program's process
+(``protocol="judge"``); ``protocol="paper"`` runs them in one process, as the official
+scripts do.
 """
 
 from __future__ import annotations
@@ -12,16 +17,90 @@ from __future__ import annotations
 import ast
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
+
+import attrs
+
+from daedal.core.errors import ConfigError
+
+if TYPE_CHECKING:
+    from daedal.eval.sandbox import Execution, Sandbox
 
 __all__ = [
+    "PROTOCOLS",
+    "CodeTask",
     "extract_code_block",
     "first_def_name",
     "humaneval_program",
+    "humaneval_task",
     "longest_parsable_span",
     "mbpp_program",
+    "mbpp_task",
+    "run_tests",
+    "run_tests_many",
     "sanitize",
 ]
+
+#: How a program and its tests are run: ``"judge"`` (tests in a trusted process, the
+#: default) or ``"paper"`` (one process, as the official scripts).
+PROTOCOLS: tuple[str, ...] = ("judge", "paper")
+
+
+@attrs.frozen
+class CodeTask:
+    """A program to test and the tests that decide it.
+
+    Attributes:
+        program: The candidate's (sanitised) code: definitions and imports.
+        tests: The benchmark's tests (trusted), ending with the call that runs them.
+        setup: Code both sides need before the tests (MBPP's ``test_setup_code``).
+    """
+
+    program: str
+    tests: str
+    setup: str = ""
+
+    @property
+    def full(self) -> str:
+        """The single program of the paper's protocol: code, setup, tests."""
+        setup = f"{self.setup}\n" if self.setup else ""
+        return f"{self.program}\n\n{setup}{self.tests}"
+
+
+def run_tests(
+    task: CodeTask, sandbox: Sandbox, *, protocol: Literal["judge", "paper"] = "judge"
+) -> Execution:
+    """Run a program against its tests in ``sandbox`` and return the verdict record.
+
+    Args:
+        task: The program and its tests.
+        sandbox: Where to run them.
+        protocol: ``"judge"``: the tests run in a trusted process, the program's
+            process only answers calls with data, so the program cannot forge
+            "passed". ``"paper"``: one process, passed when it runs to its end (the
+            official scripts' protocol; forgeable by a hostile program).
+
+    Returns:
+        The :class:`~daedal.eval.sandbox.Execution`; never raises for what the program does.
+    """
+    return run_tests_many([task], sandbox, protocol=protocol)[0]
+
+
+def run_tests_many(
+    tasks: Sequence[CodeTask],
+    sandbox: Sandbox,
+    *,
+    protocol: Literal["judge", "paper"] = "judge",
+    workers: int = 1,
+) -> list[Execution]:
+    """:func:`run_tests` for several tasks, ``workers`` at a time, results in order."""
+    if protocol not in PROTOCOLS:
+        raise ConfigError(f"`protocol` must be one of {PROTOCOLS}, got {protocol!r}")
+    if protocol == "paper":
+        return sandbox.run_many([t.full for t in tasks], workers=workers)
+    pairs = [((f"{t.program}\n\n{t.setup}\n" if t.setup else t.program), (f"{t.setup}\n{t.tests}" if t.setup else t.tests))
+             for t in tasks]
+    return sandbox.check_many(pairs, workers=workers)
 
 _FENCE = "```python\n"
 _DEF = re.compile(r"^\s*(?:async\s+)?def\s+([A-Za-z_]\w*)\s*\(", re.MULTILINE)
@@ -165,7 +244,14 @@ def sanitize(
 def humaneval_program(
     doc: Mapping[str, Any], text: str, *, max_lines: int = 100, test_roots: bool = True
 ) -> str:
-    """The test program for one HumanEval generation.
+    """The single test program (paper protocol) of :func:`humaneval_task`."""
+    return humaneval_task(doc, text, max_lines=max_lines, test_roots=test_roots).full
+
+
+def humaneval_task(
+    doc: Mapping[str, Any], text: str, *, max_lines: int = 100, test_roots: bool = True
+) -> CodeTask:
+    """The program and tests for one HumanEval generation.
 
     Code is the first ```` ```python ```` block (the whole text when there is none); the
     program is ``prompt + "\\n" + code``, sanitised for ``entry_point``, followed by the
@@ -189,7 +275,7 @@ def humaneval_program(
     entry = doc["entry_point"]
     roots = _test_roots(doc["test"]) if test_roots else []
     program = sanitize(doc["prompt"] + "\n" + code, entry, require_return=True, max_lines=max_lines, roots=roots)
-    return f"{program}\n\n{doc['test']}\n\ncheck({entry})\n"
+    return CodeTask(program=program, tests=f"{doc['test']}\n\ncheck({entry})\n")
 
 
 def _test_roots(test_source: str) -> list[str]:
@@ -199,7 +285,15 @@ def _test_roots(test_source: str) -> list[str]:
 def mbpp_program(
     doc: Mapping[str, Any], text: str, *, max_lines: int = 100, test_roots: bool = True
 ) -> str | None:
-    """The test program for one MBPP generation, or None when it is wrong without running.
+    """The single test program (paper protocol) of :func:`mbpp_task`, or None."""
+    task = mbpp_task(doc, text, max_lines=max_lines, test_roots=test_roots)
+    return None if task is None else task.full
+
+
+def mbpp_task(
+    doc: Mapping[str, Any], text: str, *, max_lines: int = 100, test_roots: bool = True
+) -> CodeTask | None:
+    """The program and tests for one MBPP generation, or None when it is wrong without running.
 
     None when there is no ```` ```python ```` block or the block has no ``def``. The program
     is the sanitised block (functions kept even without ``return``), the problem's
@@ -225,4 +319,4 @@ def mbpp_program(
     tests = "\n".join(doc["test_list"])
     roots = _test_roots(tests) if test_roots else []
     program = sanitize(code, entry, require_return=False, max_lines=max_lines, roots=roots)
-    return f"{program}\n\n{setup}\n{tests}\n"
+    return CodeTask(program=program, tests=f"{tests}\n", setup=setup)

@@ -39,16 +39,19 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from daedal.eval.scoring.code import CodeTask
 from daedal.eval.scoring.paper_math import PaperScriptCrash
 
 __all__ = [
     "PaperScriptCrash",
     "humaneval_code",
     "humaneval_program",
+    "humaneval_task",
     "longest_valid_code",
     "mbpp_code",
     "mbpp_entry_point",
     "mbpp_program",
+    "mbpp_task",
     "sanitize",
 ]
 
@@ -157,10 +160,16 @@ def humaneval_code(text: str) -> str:
     return text.split("```python\n", 1)[-1].split("```")[0]
 
 
-def humaneval_program(doc: Mapping[str, Any], text: str) -> str:
-    """The program the paper's HumanEval scoring runs for one generation."""
+def humaneval_task(doc: Mapping[str, Any], text: str) -> CodeTask:
+    """The sanitised program and the tests the paper's HumanEval scoring runs for one generation."""
     sanitized = sanitize(doc["prompt"] + "\n" + humaneval_code(text), doc["entry_point"], require_return=True)
-    return sanitized + "\n" + doc["test"] + "\ncheck(" + doc["entry_point"] + ")"
+    return CodeTask(program=sanitized, tests=doc["test"] + "\ncheck(" + doc["entry_point"] + ")")
+
+
+def humaneval_program(doc: Mapping[str, Any], text: str) -> str:
+    """The single program the paper's HumanEval scoring runs (``code_eval``: program, newline, tests)."""
+    task = humaneval_task(doc, text)
+    return task.program + "\n" + task.tests
 
 
 def mbpp_code(text: str) -> str:
@@ -174,13 +183,18 @@ def mbpp_entry_point(code: str) -> str | None:
     return match.group(1) if match else None
 
 
-def mbpp_program(doc: Mapping[str, Any], text: str) -> tuple[str | None, str]:
-    """``(program, reason)``: the program the paper's MBPP scoring runs, or None and why it is wrong."""
+def mbpp_task(doc: Mapping[str, Any], text: str) -> tuple[CodeTask | None, str]:
+    """``(task, reason)``: what the paper's MBPP scoring runs, or None and why the sample is wrong."""
     code = mbpp_code(text)
     if not code:
         return None, "no closed ```python block (paper: failed extraction)"
     entry = mbpp_entry_point(code)
     if entry is None:
         return None, "no def in the block (paper: failed entry point)"
-    tests = "\n".join(doc["test_list"][:3])
-    return sanitize(code, entry, require_return=False) + "\n" + tests, ""
+    return CodeTask(program=sanitize(code, entry, require_return=False), tests="\n".join(doc["test_list"][:3])), ""
+
+
+def mbpp_program(doc: Mapping[str, Any], text: str) -> tuple[str | None, str]:
+    """``(program, reason)``: the single program the paper's MBPP scoring runs, or None and why."""
+    task, reason = mbpp_task(doc, text)
+    return (None, reason) if task is None else (task.program + "\n" + task.tests, "")

