@@ -15,7 +15,7 @@ of the core's ``FixedLength``, ``SemiAutoregressive`` and ``GumbelTemperature``,
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Literal
 
 import attrs
 
@@ -27,13 +27,12 @@ from daedal.policies.sampling import ClassifierFreeGuidance
 
 @attrs.frozen(kw_only=True)
 class LLaDASchedule(SemiAutoregressive):
-    """The core's ``SemiAutoregressive``, allowing steps whose quota is zero.
+    """The core's ``SemiAutoregressive``, with steps whose quota is zero.
 
     With more steps per block than masks, LLaDA's transfer schedule gives some steps a
-    quota of 0: they still run a forward pass and commit nothing, as in the reference.
+    quota of 0: they still run a forward pass and commit nothing, as in the reference
+    (the core class declares the ``IDLE_STEPS`` capability for this).
     """
-
-    allows_idle_steps: ClassVar[bool] = True
 
 
 @attrs.frozen(kw_only=True)
@@ -50,6 +49,8 @@ class LLaDADecoding:
         cfg_scale: Classifier-free guidance scale (0: off; one extra forward pass per step).
         remasking: ``"low_confidence"`` or ``"random"``.
         reference_compat: The DAEDAL repository's baseline variant (see the module).
+        streams: ``"batch"`` (the reference's draws over the batch tensor) or ``"rows"``
+            (per-row streams: sampling and random remasking do not depend on the batch).
     """
 
     gen_length: int = attrs.field(default=128, validator=int_at_least(1))
@@ -61,6 +62,7 @@ class LLaDADecoding:
         default="low_confidence", validator=one_of("low_confidence", "random")
     )
     reference_compat: bool = attrs.field(default=False, validator=boolean)
+    streams: Literal["batch", "rows"] = attrs.field(default="batch", validator=one_of("batch", "rows"))
 
     def __attrs_post_init__(self) -> None:
         if self.gen_length % self.block_length:
@@ -91,11 +93,13 @@ class LLaDADecoding:
         )
         parts: list[object] = [
             length,
-            LLaDASchedule(block_length=self.block_length, steps=self.total_steps, remasking=self.remasking),
+            LLaDASchedule(
+                block_length=self.block_length, steps=self.total_steps, remasking=self.remasking, streams=self.streams
+            ),
         ]
         if self.temperature > 0:
             precision: Literal["float64", "float32"] = "float32" if self.reference_compat else "float64"
-            parts.append(GumbelTemperature(temperature=self.temperature, precision=precision))
+            parts.append(GumbelTemperature(temperature=self.temperature, precision=precision, streams=self.streams))
         if self.cfg_scale > 0:
             parts.append(ClassifierFreeGuidance(scale=self.cfg_scale))
         return parts
