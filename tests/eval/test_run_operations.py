@@ -191,12 +191,34 @@ def test_the_manifest_records_dataset_and_checkpoint_hashes(tmp_path, suite, gsm
     assert b["checkpoint"] is None
 
 
-def test_records_carry_per_sample_costs(tmp_path, suite):
-    run_suite(_sampling_engine(), suite, tmp_path, batch_size=4, progress=False)
-    records = read_records(tmp_path / "samples.jsonl")
-    assert {r["forward_passes"] for r in records} == {16}  # 16 steps, one pass each, whatever the batch
-    assert all(r["canvas_tokens"] == 16 * (r["prompt_tokens"] + 16) for r in records)
-    assert all(r["wall_time"] > 0 for r in records)
+def _costs(directory):
+    return [(r["forward_passes"], r["canvas_tokens"]) for r in read_records(directory / "samples.jsonl")]
+
+
+def test_costs_are_per_sample_whatever_the_batch(tmp_path, suite):
+    run_suite(_sampling_engine(), suite, tmp_path / "b1", progress=False)
+    run_suite(_sampling_engine(), suite, tmp_path / "b4", batch_size=4, progress=False)
+    assert _costs(tmp_path / "b4") == _costs(tmp_path / "b1")
+    records = read_records(tmp_path / "b4" / "samples.jsonl")
+    assert all(r["canvas_tokens"] == 16 * (r["prompt_tokens"] + 16) for r in records)  # its own width, 16 passes
+    assert len({r["prompt_tokens"] for r in records}) > 1  # so a batch-width count would differ
+    assert all(r["wall_time"] > 0 and r["batch_size"] == 4 for r in records)
+
+
+def test_daedal_rows_are_charged_their_own_steps_in_a_batch(tmp_path, suite):
+    from daedal.policies import Daedal
+
+    def engine():
+        return Engine(FakeAdapter(eos_bias=2.0), [Daedal(initial_gen_length=8, max_gen_length=64, block_length=8)])
+
+    run_suite(engine(), suite, tmp_path / "b1", progress=False)
+    run_suite(engine(), suite, tmp_path / "b4", batch_size=4, progress=False)
+    alone, batched = read_records(tmp_path / "b1" / "samples.jsonl"), read_records(tmp_path / "b4" / "samples.jsonl")
+    assert [r["text"] for r in alone] == [r["text"] for r in batched]
+    # the stage-1 probes are the batch's, the denoising steps the row's own
+    for a, b in zip(alone, batched, strict=True):
+        assert a["forward_passes"] <= b["forward_passes"] <= b["batch_forward_passes"]
+    assert sum(b["forward_passes"] for b in batched) < sum(b["batch_forward_passes"] for b in batched)
 
 
 def test_a_one_process_accelerate_launch_asked_for_two_is_refused(monkeypatch):

@@ -43,6 +43,7 @@ import attrs
 
 from daedal.core.errors import ConfigError
 from daedal.eval import metrics
+from daedal.eval.costs import RowCosts
 from daedal.eval.lock import RunLock
 from daedal.eval.provenance import checkpoint_hashes, dataset_hash
 from daedal.eval.suites.base import Suite, build_prompt, iter_chunks, render_prompt_text
@@ -349,47 +350,60 @@ def _check_prompts_fit(adapter: Any, policies: Sequence[object], prompts: Mappin
 
 
 class _RowGenerator:
-    """``generate`` with one seed per row, batched when the engine takes a list of seeds.
+    """``generate`` with one seed per row (a list, even for one row), batched, costs per row.
 
-    An engine that only takes one seed per call is driven one row at a time (same outputs,
-    no batching speed-up), so a sample never depends on its batch.
+    An engine that takes only one int seed per call is driven one row at a time (the same
+    outputs, no batching speed-up), so a sample never depends on its batch.
     """
 
     def __init__(self, engine: Any) -> None:
         self.engine = engine
-        self.batched: bool | None = None
+        self.per_row: bool | None = None
 
     def __call__(self, prompts: Sequence[Sequence[int]], seeds: Sequence[int]) -> list[tuple[list[int], str, dict[str, Any]]]:
-        if self.batched is not False and len(prompts) > 1:
+        if self.per_row is not False:
             try:
-                result = self.engine.generate(list(prompts), seed=list(seeds))
+                return generate_rows(self.engine, prompts, list(seeds))
             except (TypeError, ConfigError) as err:
-                if self.batched or "seed" not in str(err):
+                if self.per_row or "seed" not in str(err):
                     raise
-                self.batched = False
+                self.per_row = False
             else:
-                self.batched = True
-                return _rows(result, len(prompts))
+                self.per_row = True
         rows = []
         for prompt, seed in zip(prompts, seeds, strict=True):
-            rows.extend(_rows(self.engine.generate([prompt], seed=seed), 1))
+            rows.extend(generate_rows(self.engine, [prompt], seed))
         return rows
 
 
-def _rows(result: Any, batch: int) -> list[tuple[list[int], str, dict[str, Any]]]:
+def generate_rows(engine: Any, prompts: Sequence[Sequence[int]], seed: Any) -> list[tuple[list[int], str, dict[str, Any]]]:
+    """One ``generate`` call; per row its tokens, text and costs (:class:`~daedal.eval.costs.RowCosts`)."""
+    from daedal.core import Engine
+
+    if not isinstance(engine, Engine):  # a wrapper: its own generate decides, with batch-level costs
+        return _rows(engine.generate(list(prompts), seed=seed), len(prompts))
+    observer = RowCosts()
+    result = engine.with_policies([*engine.policies, observer]).generate(list(prompts), seed=seed)
+    return _rows(result, len(prompts), observer.per_row())
+
+
+def _rows(
+    result: Any, batch: int, costs: tuple[list[int], list[int]] | None = None
+) -> list[tuple[list[int], str, dict[str, Any]]]:
     stats = result.stats
     texts = result.texts if result.texts is not None else [""] * batch
     out = []
     for row in range(batch):
         measured = {
-            "forward_passes": int(stats.forward_passes),
+            "forward_passes": costs[0][row] if costs else int(stats.forward_passes),
             "steps": int(stats.steps),
-            "canvas_tokens": int(stats.canvas_tokens) // batch,
+            "canvas_tokens": costs[1][row] if costs else int(stats.canvas_tokens) // batch,
             "expansions": int(stats.expansions),
             "wall_time": float(stats.wall_time) / batch,
         }
         if batch > 1:
-            measured["shared_batch"] = batch  # forward passes, steps and expansions are the batch's then
+            measured["batch_size"] = batch  # steps and expansions are the batch's; wall time its share
+            measured["batch_forward_passes"] = int(stats.forward_passes)
         out.append((list(result.tokens[row]), texts[row], measured))
     return out
 
@@ -510,8 +524,7 @@ def _run_locked(
                 batch_prompts = [prompts[i] for i in batch]
                 metrics.reset_peak_memory(device)
                 if per_batch:
-                    result = engine.generate(batch_prompts, seed=seed + batch[0])
-                    rows = _rows(result, len(batch))
+                    rows = generate_rows(engine, batch_prompts, seed + batch[0])
                     seeds = [seed + batch[0]] * len(batch)
                 else:
                     seeds = [sample_seed(seed, i) for i in batch]
