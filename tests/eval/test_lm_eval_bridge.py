@@ -73,15 +73,14 @@ def test_simple_evaluate_runs_the_task_through_the_engine(task_dir):
     assert "exact_match,none" in results["results"]["daedal_tiny"]
 
 
-def test_bridge_cuts_at_the_first_stop_string_and_refuses_loglikelihood():
+def test_bridge_cuts_at_the_first_stop_string():
     from daedal.eval.lm_eval_bridge import DaedalLM
 
     assert DaedalLM._cut("abc<eot>def<x>", ["<x>", "<eot>"]) == "abc"
     assert DaedalLM._cut("abc", []) == "abc"
     assert DaedalLM._stops({"until": "END"}) == ["END"]
     lm = DaedalLM(model="fake", policy="llada-decoding:gen_length=8")
-    with pytest.raises(NotImplementedError, match="generate_until"):
-        lm.loglikelihood([])
+    assert lm.loglikelihood([]) == [] and lm.loglikelihood_rolling([]) == []
 
 
 @pytest.mark.slow

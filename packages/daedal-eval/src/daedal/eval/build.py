@@ -82,15 +82,20 @@ _BUILTIN = {"daedal": _daedal, "llada-decoding": fixed_length_policies, "fixed":
 
 
 def model_daedal_defaults(model: str) -> dict[str, Any]:
-    """DAEDAL parameters a model recommends: the bundled model's ``daedal.json``, else none."""
-    if model != "bundled":
-        return {}
+    """DAEDAL parameters a model recommends: the bundled model's or a checkpoint directory's
+    ``daedal.json`` (``{"policies": {"daedal": {...}}}``), else none (the paper's defaults)."""
     try:
         from daedal.models import bundled
-
-        return dict(bundled.daedal_settings())
-    except Exception:  # no checkpoint shipped yet: the paper's defaults apply
+    except ImportError:
         return {}
+    try:
+        if model == "bundled":
+            return dict(bundled.daedal_settings())
+        if isinstance(model, str) and (Path(model) / "daedal.json").is_file():
+            return dict(bundled.daedal_settings(model))
+    except Exception:  # an unreadable daedal.json: the paper's defaults apply
+        return {}
+    return {}
 
 
 def build_policies(specs: Sequence[str | object], *, daedal_defaults: Mapping[str, Any] | None = None) -> list[object]:

@@ -10,6 +10,7 @@ or ``daedal-eval`` (for instance under ``accelerate launch -m daedal.eval ...``)
     daedal eval rescore runs/gsm8k
     daedal eval report runs/he-sweep
     daedal eval suites
+    daedal eval ppl --data heldout.jsonl --model bundled --output runs/ppl
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ def _add_run_options(p: argparse.ArgumentParser, *, many_suites: bool = False) -
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
     """The ``eval`` command line (into ``parser`` when given, else a new one)."""
     parser = parser or argparse.ArgumentParser(prog="daedal eval", description=__doc__.split("\n\n")[0])
-    sub = parser.add_subparsers(dest="eval_command", metavar="{run,sweep,paper,rescore,report,suites}")
+    sub = parser.add_subparsers(dest="eval_command", metavar="{run,sweep,paper,rescore,report,suites,ppl}")
     sub.required = True
 
     run = sub.add_parser("run", help="evaluate one configuration")
@@ -107,6 +108,8 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
 
     ls = sub.add_parser("suites", help="list installed suites")
     ls.set_defaults(func=_cmd_suites)
+
+    _add_ppl_parser(sub)
     return parser
 
 
@@ -323,6 +326,58 @@ def _cmd_suites(args: argparse.Namespace) -> int:
 
     for name, found in registry.available("suites").items():
         print(f"{name}\t{found.target}\t({found.distribution})")
+    return 0
+
+
+def _add_ppl_parser(sub: Any) -> None:
+    pp = sub.add_parser("ppl", help="perplexity of a text or JSONL file under the ELBO (resumable)",
+                        description="Perplexity per document and overall, from the ELBO of the model "
+                                    "(LLaDA's Monte-Carlo estimator, or exact for short windows).")
+    pp.add_argument("--data", required=True, help=".txt file (paragraphs are documents) or .jsonl(.gz) with "
+                    "'text' or 'prompt' + 'answer' fields")
+    pp.add_argument("--model", required=True, help="checkpoint directory, hub id, 'bundled' or 'fake'")
+    pp.add_argument("--adapter", default=None, help="adapter name (default: from config.json, else llada)")
+    pp.add_argument("--adapter-arg", action="append", default=[], metavar="KEY=VALUE",
+                    help="adapter parameter (repeatable)")
+    pp.add_argument("--dtype", default=None, help="model dtype, e.g. bfloat16 (default: the adapter's)")
+    pp.add_argument("--device", default=None, help="device, e.g. cuda or cpu")
+    pp.add_argument("--mc-num", type=int, default=128, help="Monte-Carlo samples per window (default 128)")
+    pp.add_argument("--batch-size", type=int, default=32, help="rows per stratified mini-batch (default 32)")
+    pp.add_argument("--cfg-scale", type=float, default=0.0, help="classifier-free guidance scale (default 0)")
+    pp.add_argument("--exact", action="store_true", help="enumerate every mask subset (windows of <= 12 tokens)")
+    pp.add_argument("--window", type=int, default=None, help="tokens scored per window (default: max_length / 2)")
+    pp.add_argument("--context", type=int, default=None, help="tokens of context before a window (default: the rest)")
+    pp.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    pp.add_argument("--limit", type=int, default=None, help="only the first N documents")
+    pp.add_argument("--text-field", default="text", help="JSONL field scored whole (default text)")
+    pp.add_argument("--prompt-field", default="prompt", help="JSONL field of the condition (default prompt)")
+    pp.add_argument("--answer-field", default="answer", help="JSONL field scored given the prompt (default answer)")
+    pp.add_argument("--no-chat-template", action="store_true", help="do not wrap prompts in the chat template")
+    pp.add_argument("--output", required=True, help="run directory; an existing one is resumed")
+    pp.add_argument("--overwrite", action="store_true", help="discard results already in --output")
+    pp.add_argument("--no-progress", action="store_true", help="no progress bar")
+    pp.set_defaults(func=_cmd_ppl)
+
+
+@_guarded
+def _cmd_ppl(args: argparse.Namespace) -> int:
+    from daedal.eval.build import build_adapter
+    from daedal.eval.likelihood.perplexity import PerplexityData, run_perplexity
+
+    data = PerplexityData(path=args.data, text_field=args.text_field, prompt_field=args.prompt_field,
+                          answer_field=args.answer_field, chat_template=not args.no_chat_template, limit=args.limit)
+    params = _assignments(args.adapter_arg)
+    adapter = build_adapter(args.model, adapter=args.adapter, dtype=args.dtype, device=args.device, params=params)
+    model = {"model": args.model, "adapter": args.adapter, "dtype": args.dtype, "params": params}
+    summary = run_perplexity(
+        adapter, data, args.output, mc_num=args.mc_num, batch_size=args.batch_size, cfg_scale=args.cfg_scale,
+        seed=args.seed, exact=args.exact, window=args.window, context=args.context, model=model,
+        progress=not args.no_progress, overwrite=args.overwrite,
+    )
+    m = summary["metrics"]
+    print(f"ppl: n={m['n']} tokens={m['tokens']} nll/token={m['nll']:.4f} ± {m['nll_stderr']:.4f} "
+          f"ppl={m['ppl']:.3f} ± {m['ppl_stderr']:.3f} (ELBO: an upper bound)")
+    print(f"per-document results in {args.output}")
     return 0
 
 

@@ -14,8 +14,14 @@ own command line, so stock lm-eval tasks run through the engine::
     import daedal.eval.lm_eval_bridge  # registers "daedal"
     lm_eval.simple_evaluate(model="daedal", model_args="model=...,policy=daedal", tasks=[...])
 
-Only ``generate_until`` is supported: a masked diffusion model gives no left-to-right
-log-likelihoods, so ``loglikelihood`` tasks raise.
+``loglikelihood`` (multiple-choice tasks: ARC, HellaSwag, MMLU...) scores each
+continuation by the ELBO of :func:`daedal.eval.likelihood.log_likelihoods` (LLaDA's
+Monte-Carlo estimator, or its exact value), with LLaDA's greedy check for ``is_greedy``;
+``loglikelihood_rolling`` (perplexity tasks) sums the ELBO over windows
+(:func:`daedal.eval.likelihood.rolling_log_likelihoods`)::
+
+    daedal-lm-eval --model daedal --tasks arc_easy \
+        --model_args model=GSAI-ML/LLaDA-8B-Base,dtype=bfloat16,mc_num=128,cfg_scale=0.5
 
 ``model_args`` (commas separate arguments, so a policy's own parameters are separated
 by ``;`` and several policies by ``+``):
@@ -27,7 +33,14 @@ by ``;`` and several policies by ``+``):
   the paper's prompts);
 * ``keep_special_tokens`` — keep EOS/padding in the returned text (default True, as in
   the paper's harness);
-* ``adapter_<name>`` — passed to the adapter as ``<name>``.
+* ``adapter_<name>`` — passed to the adapter as ``<name>``;
+* likelihood requests: ``mc_num`` (default 128), ``mc_batch_size`` (rows per stratified
+  mini-batch and forward pass, default ``min(32, mc_num)``), ``exact`` (enumerate every mask
+  subset; answers of at most 12 tokens), ``cfg_scale`` (or LLaDA's ``cfg``; default 0),
+  ``check_greedy`` (compute ``is_greedy``, default True), ``rows_per_forward`` (rows per
+  forward call, default ``max(8, mc_batch_size)``), ``window`` and ``context``
+  (tokens per window and of context before it for ``loglikelihood_rolling``; default half
+  of the model's maximum length each).
 """
 
 from __future__ import annotations
@@ -42,7 +55,7 @@ from lm_eval.api.registry import register_model
 
 from daedal.core.errors import ConfigError
 
-__all__ = ["DaedalLM", "main"]
+__all__ = ["DaedalLM", "main", "tasks_dir"]
 
 NAME = "daedal"
 
@@ -56,6 +69,48 @@ def _truthy(value: Any) -> bool:
     if isinstance(value, str):
         return value.strip().lower() in ("1", "true", "yes", "on")
     return bool(value)
+
+
+def _likelihood_settings(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Pop the likelihood model args from ``kwargs``, typed and checked."""
+    from daedal.eval.likelihood.estimator import check_settings
+
+    def integer(name: str, default: int | None) -> int | None:
+        value = kwargs.pop(name, default)
+        if value is None or value == "None":
+            return None
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"model arg `{name}` must be an int, got {value!r}") from None
+
+    mc_num = integer("mc_num", 128)
+    cfg = kwargs.pop("cfg_scale", kwargs.pop("cfg", 0.0))
+    try:
+        cfg_scale = float(cfg)
+    except (TypeError, ValueError):
+        raise ConfigError(f"model arg `cfg_scale` must be a number >= 0, got {cfg!r}") from None
+    batch = integer("mc_batch_size", None)
+    settings = {
+        "mc_num": mc_num,
+        "mc_batch_size": batch if batch is not None else min(32, mc_num or 1),
+        "cfg_scale": cfg_scale,
+        "exact": _truthy(kwargs.pop("exact", False)),
+        "check_greedy": _truthy(kwargs.pop("check_greedy", kwargs.pop("is_check_greedy", True))),
+        "rows_per_forward": integer("rows_per_forward", None),
+        "window": integer("window", None),
+        "context": integer("context", None),
+    }
+    if mc_num is not None and settings["mc_batch_size"] and mc_num % settings["mc_batch_size"]:
+        raise ConfigError(
+            f"model arg `mc_num` ({mc_num}) must be a multiple of `mc_batch_size` ({settings['mc_batch_size']}): "
+            "set mc_batch_size to a divisor of mc_num"
+        )
+    check_settings(settings["mc_num"], settings["mc_batch_size"], settings["cfg_scale"], 0)
+    if settings["rows_per_forward"] is None:
+        # At least 8 rows, so that the choices of a single-token question (mc_num=1) share one call.
+        settings["rows_per_forward"] = max(8, settings["mc_batch_size"])
+    return settings
 
 
 class DaedalLM(LM):
@@ -92,8 +147,9 @@ class DaedalLM(LM):
     ) -> None:
         super().__init__()
         from daedal.core import Engine, EngineConfig
-        from daedal.eval.build import build_adapter, build_policies
+        from daedal.eval.build import build_adapter, build_policies, model_daedal_defaults
 
+        self.likelihood = _likelihood_settings(kwargs)
         adapter_params = {k[len("adapter_"):]: v for k, v in kwargs.items() if k.startswith("adapter_")}
         if device is not None and str(device).startswith("cuda"):
             import torch
@@ -106,7 +162,8 @@ class DaedalLM(LM):
             if model is None:
                 raise ConfigError("`model` is required in model_args, e.g. model=GSAI-ML/LLaDA-8B-Instruct")
             built = build_adapter(str(model), adapter=adapter, dtype=dtype, device=device, params=adapter_params)
-            engine = Engine(built, build_policies(_policy_specs(policy)), config=EngineConfig(seed=int(seed)))
+            policies = build_policies(_policy_specs(policy), daedal_defaults=model_daedal_defaults(str(model)))
+            engine = Engine(built, policies, config=EngineConfig(seed=int(seed)))
         self.engine = engine
         self.seed = int(seed)
         if str(batch_size).startswith("auto"):
@@ -137,14 +194,64 @@ class DaedalLM(LM):
             )
         return render([dict(m) for m in chat_history]) + self.assistant_prefix
 
-    def loglikelihood(self, requests: list[Any]) -> list[tuple[float, bool]]:
-        raise NotImplementedError(
-            "daedal's lm-eval model only supports generate_until tasks: masked diffusion models give no "
-            "left-to-right log-likelihoods; pick generative tasks (e.g. gsm8k, humaneval)"
-        )
+    def loglikelihood(self, requests: list[Any], disable_tqdm: bool = False) -> list[tuple[float, bool]]:
+        """ELBO of each ``(context, continuation)`` request and whether greedy unmasking yields it."""
+        from daedal.eval.likelihood import greedy_matches, log_likelihoods
 
-    def loglikelihood_rolling(self, requests: list[Any]) -> list[float]:
-        raise NotImplementedError("daedal's lm-eval model only supports generate_until tasks")
+        if not requests:
+            return []
+        adapter = self.engine.adapter
+        settings = self.likelihood
+        pairs = [self._encode_pair(req.args[0], req.args[1]) for req in requests]
+        values = log_likelihoods(
+            adapter, pairs, mc_num=settings["mc_num"], batch_size=settings["mc_batch_size"],
+            cfg_scale=settings["cfg_scale"], seed=self.seed, exact=settings["exact"],
+            rows_per_forward=settings["rows_per_forward"], progress=False if disable_tqdm else None,
+        )
+        if settings["check_greedy"]:
+            greedy = greedy_matches(adapter, pairs, cfg_scale=settings["cfg_scale"], batch_size=settings["mc_batch_size"])
+        else:
+            greedy = [False] * len(pairs)
+        return [(float(v), bool(g)) for v, g in zip(values, greedy, strict=True)]
+
+    def loglikelihood_rolling(self, requests: list[Any], disable_tqdm: bool = False) -> list[float]:
+        """ELBO of each whole text, summed over windows (perplexity tasks)."""
+        from daedal.eval.likelihood import rolling_log_likelihoods
+
+        if not requests:
+            return []
+        adapter = self.engine.adapter
+        settings = self.likelihood
+        ids = adapter.encode([req.args[0] for req in requests], chat_template=False)
+        scored = [i for i, row in enumerate(ids) if row]
+        values = rolling_log_likelihoods(
+            adapter, [ids[i] for i in scored], window=settings["window"], context=settings["context"],
+            mc_num=settings["mc_num"], batch_size=settings["mc_batch_size"], cfg_scale=settings["cfg_scale"],
+            seed=self.seed, exact=settings["exact"], progress=False if disable_tqdm else None,
+        )
+        out = [0.0] * len(ids)  # an empty text has log-likelihood 0
+        for i, value in zip(scored, values, strict=True):
+            out[i] = float(value)
+        return out
+
+    def _encode_pair(self, context: str, continuation: str) -> tuple[list[int], list[int]]:
+        """Token ids of a request: the continuation is what encoding the whole adds to the context.
+
+        Trailing whitespace of the context moves to the continuation (as lm-eval's own
+        models do), and a context too long for the model is cut from the left.
+        """
+        adapter = self.engine.adapter
+        n_spaces = len(context) - len(context.rstrip())
+        if n_spaces:
+            context, continuation = context[:-n_spaces], context[-n_spaces:] + continuation
+        whole, ctx = adapter.encode([context + continuation, context], chat_template=False)
+        whole, ctx = list(whole), (list(ctx) if context else [])
+        cont = whole[len(ctx):]
+        keep = int(adapter.max_length) - len(cont)
+        if len(ctx) > keep >= 0:
+            warnings.warn(f"a context of {len(ctx)} tokens is cut to its last {keep} to fit max_length", stacklevel=3)
+            ctx = ctx[len(ctx) - keep :]
+        return ctx, cont
 
     def generate_until(self, requests: list[Any], disable_tqdm: bool = False) -> list[str]:
         """Generate each request's continuation and cut it at the first stop string."""
@@ -196,12 +303,26 @@ if __name__ != "__main__":
     register_model(NAME)(DaedalLM)
 
 
+def tasks_dir() -> str:
+    """The directory of the ``daedal_gsm8k``, ``daedal_math500``, ``daedal_humaneval`` and
+    ``daedal_mbpp`` task YAMLs: the paper's prompts, scored by the suites' paper protocol."""
+    from pathlib import Path
+
+    return str(Path(__file__).parent / "lm_eval_tasks")
+
+
 def main(argv: Sequence[str] | None = None) -> None:
-    """Register the ``daedal`` model type, then run lm-eval's command line."""
+    """Register the ``daedal`` model type, then run lm-eval's command line.
+
+    The ``daedal_*`` tasks of :func:`tasks_dir` are added with ``--include_path`` unless
+    the command line passes its own.
+    """
     from lm_eval.__main__ import cli_evaluate
 
-    if argv is not None:
-        sys.argv = [sys.argv[0], *argv]
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not any(a == "--include_path" or a.startswith("--include_path=") for a in args):
+        args += ["--include_path", tasks_dir()]
+    sys.argv = [sys.argv[0], *args]
     cli_evaluate()
 
 
