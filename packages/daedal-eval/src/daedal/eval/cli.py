@@ -84,6 +84,8 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     sw.add_argument("--block-length", type=int, default=32, help="baseline block length (default 32)")
     sw.add_argument("--daedal", default="daedal", metavar="SPEC", help="DAEDAL policy spec (default: daedal)")
     sw.add_argument("--no-daedal", action="store_true", help="baseline only")
+    sw.add_argument("--reference-compat", action="store_true",
+                    help="baseline and DAEDAL in reference_compat mode (the DAEDAL repository's code paths)")
     sw.set_defaults(func=_cmd_sweep)
 
     pp = sub.add_parser("paper", help="the paper's grid (fixed lengths and DAEDAL) over suites; writes Table 1")
@@ -212,7 +214,11 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     rows = sweep(
         engine, suite, args.output,
         lengths=args.lengths or PAPER_LENGTHS, block_length=args.block_length,
-        daedal=None if args.no_daedal else build_policies([args.daedal], daedal_defaults=model_daedal_defaults(args.model)),
+        daedal=None if args.no_daedal else build_policies(
+            [args.daedal], daedal_defaults={**model_daedal_defaults(args.model),
+                                            **({"reference_compat": True} if args.reference_compat else {})},
+        ),
+        fixed_params={"reference_compat": True} if args.reference_compat else None,
         seed=args.seed, batch_size=args.batch_size, model=model,
         rank=shard.rank, world_size=shard.world_size, barrier=shard.barrier,
         progress=not args.no_progress, overwrite=args.overwrite,

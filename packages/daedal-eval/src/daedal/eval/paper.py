@@ -135,7 +135,8 @@ def run_paper(
         "batch_size": batch_size,
     }
     rank = int(run_options.get("rank", 0))
-    _check_grid(out / GRID, grid)
+    if not run_options.get("overwrite"):
+        _check_grid(out / GRID, grid)
     if rank == 0:
         (out / GRID).write_text(json.dumps(grid, indent=2, default=repr) + "\n", encoding="utf-8")
     config = engine_config if engine_config is not None else EngineConfig(seed=seed)

@@ -33,6 +33,7 @@ def sweep(
     block_length: int = 32,
     daedal: Sequence[object] | None = (),
     fixed_policies: Callable[[int], Sequence[object]] | None = None,
+    fixed_params: Mapping[str, Any] | None = None,
     **run_options: Any,
 ) -> list[dict[str, Any]]:
     """Run the fixed-length baseline at each length, then DAEDAL; write the table and plot.
@@ -46,6 +47,8 @@ def sweep(
         daedal: Policies of the DAEDAL run; ``()`` for ``Daedal()`` with the paper's
             setting, None to skip it.
         fixed_policies: ``length -> policies`` of the baseline (default: LLaDA decoding).
+        fixed_params: More parameters of the default baseline, e.g.
+            ``{"reference_compat": True}`` for the DAEDAL repository's baseline.
         **run_options: Passed to :func:`~daedal.eval.runner.run_suite` (seed, batch_size,
             model, rank, world_size, barrier, progress...).
 
@@ -59,7 +62,8 @@ def sweep(
     bad = [n for n in lengths if not isinstance(n, int) or isinstance(n, bool) or n < 1]
     if bad:
         raise ConfigError(f"`lengths` must be positive ints, got {bad}")
-    make_fixed = fixed_policies or (lambda n: fixed_length_policies(n, steps=n, block_length=block_length))
+    extra = dict(fixed_params or {})
+    make_fixed = fixed_policies or (lambda n: fixed_length_policies(n, steps=n, block_length=block_length, **extra))
     out = Path(output)
     configs: list[tuple[int | None, Sequence[object]]] = [(n, make_fixed(n)) for n in lengths]
     if daedal is not None:
