@@ -225,3 +225,24 @@ def test_synthetic_scores_alike_in_both_protocols():
     doc = {"family": "reverse", "prompt": "reverse: a b c", "answer": "c b a"}
     for text in ("c b a<|endoftext|>", "a b c"):
         assert Synthetic(protocol="paper").score(doc, text) == Synthetic().score(doc, text)
+
+
+def test_a_run_is_rescored_in_the_other_protocol(tmp_path):
+    import json
+
+    from daedal.eval.cli import main
+    from daedal.eval.runner import read_records
+
+    data = tmp_path / "math.jsonl"
+    data.write_text(json.dumps({"problem": "q", "answer": "72"}) + "\n")
+    out = tmp_path / "run"
+    assert main(["run", "--suite", "math500", "--data", str(data), "--model", "fake",
+                 "--policy", "llada-decoding:gen_length=8", "--output", str(out), "--no-progress"]) == 0
+    samples = out / "samples.jsonl"
+    record = read_records(samples)[0]
+    samples.write_text(json.dumps({**record, "text": "\\fbox{72}"}) + "\n")
+    assert main(["rescore", str(out)]) == 0
+    assert read_records(samples)[0]["correct"] is True
+    assert main(["rescore", str(out), "--protocol", "paper"]) == 0
+    assert read_records(samples)[0]["correct"] is False
+    assert json.loads((out / "summary.json").read_text())["scored_with"]["params"]["protocol"] == "paper"

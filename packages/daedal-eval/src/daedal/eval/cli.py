@@ -102,6 +102,8 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
 
     rs = sub.add_parser("rescore", help="score recorded generations again (no generation)")
     rs.add_argument("output", help="run directory")
+    rs.add_argument("--protocol", choices=("default", "paper"), default=None,
+                    help="score with this protocol instead of the run's (its timeout becomes the protocol's)")
     rs.set_defaults(func=_cmd_rescore)
 
     rp = sub.add_parser("report", help="render Table 1 of a paper directory, or a sweep's table and plot, from the samples")
@@ -295,9 +297,19 @@ def _cmd_paper(args: argparse.Namespace) -> int:
 
 @_guarded
 def _cmd_rescore(args: argparse.Namespace) -> int:
-    from daedal.eval.runner import rescore
+    from daedal.eval.runner import load_manifest, rescore
 
-    _print_summary(rescore(args.output))
+    suite = None
+    if args.protocol is not None:
+        from daedal.core import registry
+
+        described = load_manifest(args.output)["suite"]
+        params = dict(described.get("params") or {})
+        if params.get("protocol") != args.protocol:
+            params.pop("timeout", None)
+        params["protocol"] = args.protocol
+        suite = registry.create("suites", described["name"], params)
+    _print_summary(rescore(args.output, suite))
     return 0
 
 

@@ -12,7 +12,12 @@ An output directory holds:
 
 Running again into the same directory resumes: samples already recorded (in any of the
 sample files) are skipped, a half-written last line left by a kill is cut off, and the
-manifest must describe the same run (else :class:`~daedal.core.ConfigError`).
+manifest must describe the same run (else :class:`~daedal.core.ConfigError`). Summaries
+count each problem once. A runner locks the directory (:class:`~daedal.eval.lock.RunLock`),
+so a second one is refused. In the default mode every sample draws from its own seed
+(:func:`sample_seed`), so its output does not depend on batching, sharding or resuming; the
+manifest says how samples got their randomness and records the SHA-256 of the problems and
+of the checkpoint's files.
 
 Example::
 
@@ -670,5 +675,6 @@ def _rescore_locked(out: Path, suite: Suite | None) -> dict[str, Any]:
     _replace_samples(out, records)
     summary = _summary(manifest, records)
     summary["rescored"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    summary["scored_with"] = suite.describe()
     _write_json_atomic(out / SUMMARY, summary)
     return summary
