@@ -6,6 +6,7 @@ import gzip
 import json
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -242,3 +243,26 @@ def test_accelerate_launch_cpu_with_two_processes_exits_with_the_error(tmp_path,
     assert done.returncode != 0
     assert "asked for several processes (--num_processes > 1) but started one" in done.stderr
     assert not (tmp_path / "run" / "samples.jsonl").exists()
+
+
+def test_sigterm_stops_a_run_after_writing_its_summary(tmp_path, gsm8k_path, subprocess_env):
+    import os
+    import signal
+
+    out = tmp_path / "run"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "daedal.eval", "run", "--suite", "gsm8k", "--data", str(gsm8k_path), "--limit", "40",
+         "--model", "fake", "--policy", "llada-decoding:gen_length=256", "--output", str(out), "--no-progress"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=subprocess_env,
+    )
+    samples = out / "samples.jsonl"
+    for _ in range(1200):
+        if proc.poll() is not None or (samples.is_file() and samples.read_bytes().count(b"\n") >= 2):
+            break
+        time.sleep(0.1)
+    assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+    os.kill(proc.pid, signal.SIGTERM)
+    proc.wait(timeout=120)
+    summary = json.loads((out / "summary.json").read_text())
+    assert "interrupted" in summary and not summary["complete"]
+    assert summary["metrics"]["n"] == len(read_records(samples)) >= 2
