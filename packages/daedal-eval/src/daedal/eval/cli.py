@@ -63,6 +63,9 @@ def _add_run_options(p: argparse.ArgumentParser, *, many_suites: bool = False) -
     p.add_argument("--output", required=True, help="run directory; an existing one is resumed")
     p.add_argument("--overwrite", action="store_true", help="discard results already in --output")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--unsafe-exec", action="store_true",
+                   help="code suites: where bubblewrap is missing, run generated code under the weak in-process "
+                        "guard instead of refusing (only for code you trust)")
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
@@ -152,7 +155,7 @@ def _assignments(items: Sequence[str]) -> dict[str, Any]:
     return parse_assignments(list(items))
 
 
-def _suite_params(args: argparse.Namespace, data: str | None) -> dict[str, Any]:
+def _suite_params(args: argparse.Namespace, data: str | None, suite_name: str) -> dict[str, Any]:
     params = _assignments(args.suite_arg)
     if data is not None:
         params["path"] = data
@@ -160,7 +163,28 @@ def _suite_params(args: argparse.Namespace, data: str | None) -> dict[str, Any]:
         params["limit"] = args.limit
     if args.protocol is not None:
         params["protocol"] = args.protocol
+    if getattr(args, "unsafe_exec", False) and _takes(suite_name, "unsafe_exec"):
+        params["unsafe_exec"] = True
     return params
+
+
+def _takes(suite_name: str, field: str) -> bool:
+    """Whether the suite registered as ``suite_name`` has the parameter ``field`` (code suites: unsafe_exec)."""
+    import attrs
+
+    from daedal.core import registry
+
+    try:
+        cls = registry.load("suites", suite_name)
+    except Exception:  # an unknown suite: load_suite reports it
+        return False
+    return attrs.has(cls) and field in attrs.fields_dict(cls)
+
+
+def _check_sandbox(suite: Any) -> None:
+    """Refuse now, before generating, when the suite's code cannot be run safely here."""
+    if callable(getattr(suite, "sandbox", None)):
+        suite.sandbox()
 
 
 def _setup(args: argparse.Namespace) -> tuple[Any, Any, Any, dict[str, Any]]:
@@ -169,7 +193,8 @@ def _setup(args: argparse.Namespace) -> tuple[Any, Any, Any, dict[str, Any]]:
     from daedal.eval.distributed import current_shard
     from daedal.eval.suites import load_suite
 
-    suite = load_suite(args.suite, **_suite_params(args, args.data))
+    suite = load_suite(args.suite, **_suite_params(args, args.data, args.suite))
+    _check_sandbox(suite)
     shard = current_shard()
     device = args.device or shard.device
     adapter_params = _assignments(args.adapter_arg)
@@ -268,7 +293,9 @@ def _cmd_paper(args: argparse.Namespace) -> int:
     unknown = sorted(set(data) - set(args.suite))
     if unknown:
         raise ConfigError(f"--data names suites {unknown} that no --suite asks for ({args.suite})")
-    suites = [load_suite(name, **_suite_params(args, data.get(name))) for name in args.suite]
+    suites = [load_suite(name, **_suite_params(args, data.get(name), name)) for name in args.suite]
+    for suite in suites:
+        _check_sandbox(suite)
     shard = current_shard()
     adapter_params = _assignments(args.adapter_arg)
     adapter = build_adapter(args.model, adapter=args.adapter, dtype=args.dtype, device=args.device or shard.device,

@@ -20,19 +20,27 @@ Nothing of the host's home, run directory, data sets or evaluator source is visi
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.util
 import os
+import secrets
 import shutil
 import subprocess
 import sys
 import sysconfig
+import time
 import warnings
 from collections.abc import Iterable, Sequence
 
 import attrs
 
-__all__ = ["DEFAULT_MODULES", "INSTALL_HINT", "Layout", "bwrap_command", "bwrap_path", "bwrap_works", "layout"]
+from daedal.core.errors import DaedalWarning
+
+__all__ = [
+    "DEFAULT_MODULES", "INSTALL_HINT", "Layout", "PidsCgroup", "bwrap_command", "bwrap_path", "bwrap_works", "layout",
+    "pids_cgroup_base",
+]
 
 #: Third-party modules a candidate may import (those installed here); the scientific
 #: stack and what it needs at import time.
@@ -234,9 +242,103 @@ def warn_once(message: str) -> None:
     if message in _warned:
         return
     _warned.add(message)
-    warnings.warn(message, RuntimeWarning, stacklevel=3)
+    warnings.warn(message, DaedalWarning, stacklevel=3)
     print(f"daedal.eval.sandbox: {message}", file=sys.stderr)
 
 
 def unique(paths: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(paths))
+
+
+# -- a pids cgroup per program ----------------------------------------------------------
+#
+# RLIMIT_NPROC counts processes per real uid and the kernel exempts root, whose uid the
+# sandbox's uid maps to when the evaluator runs as root. A cgroup of the "pids"
+# controller caps the whole tree whatever its uid; it is used where this process may
+# create one (cgroup v1 "pids" hierarchy writable, as for root in most containers).
+
+_PIDS_ROOT = "/sys/fs/cgroup/pids"
+
+
+@functools.cache
+def pids_cgroup_base() -> str | None:
+    """The pids-cgroup directory in which this process can create children, or None."""
+    try:
+        with open("/proc/self/cgroup", encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        parts = line.split(":", 2)
+        if len(parts) == 3 and "pids" in parts[1].split(","):
+            base = os.path.join(_PIDS_ROOT, parts[2].lstrip("/"))
+            probe = os.path.join(base, f"daedal-probe-{os.getpid()}")
+            try:
+                os.mkdir(probe)
+                os.rmdir(probe)
+            except OSError:
+                return None
+            _remove_stale_cgroups(base)
+            return base
+    return None
+
+
+def _remove_stale_cgroups(base: str) -> None:
+    """Remove the empty cgroups of evaluators that died before removing theirs."""
+    for name in os.listdir(base):
+        parts = name.split("-")
+        if len(parts) == 3 and parts[0] == "daedal" and parts[1].isdigit() and not os.path.exists(f"/proc/{parts[1]}"):
+            with contextlib.suppress(OSError):
+                os.rmdir(os.path.join(base, name))
+
+
+class PidsCgroup:
+    """A pids cgroup of at most ``limit`` tasks for one program's tree (a no-op where unavailable)."""
+
+    def __init__(self, limit: int) -> None:
+        self.path: str | None = None
+        base = pids_cgroup_base()
+        if base is None:
+            return
+        path = os.path.join(base, f"daedal-{os.getpid()}-{secrets.token_hex(6)}")
+        try:
+            os.mkdir(path)
+            with open(os.path.join(path, "pids.max"), "w", encoding="ascii") as f:
+                f.write(str(int(limit)))
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.rmdir(path)
+            return
+        self.path = path
+
+    def wrap(self, argv: Sequence[str]) -> list[str]:
+        """``argv`` run from a shell that first moves itself into the cgroup (so is the whole tree).
+
+        A shell rather than a ``preexec_fn``, which would force a full ``fork`` of the evaluator.
+        """
+        if self.path is None:
+            return list(argv)
+        return ["/bin/sh", "-c", 'echo $$ > "$0" && exec "$@"', os.path.join(self.path, "cgroup.procs"), *argv]
+
+    def close(self) -> None:
+        """Kill whatever is left in it and remove it; never raises."""
+        if self.path is None:
+            return
+        deadline = time.monotonic() + 5
+        pause = 0.0005
+        while time.monotonic() < deadline:
+            try:
+                with open(os.path.join(self.path, "cgroup.procs"), encoding="ascii") as f:
+                    pids = [int(p) for p in f.read().split()]
+            except OSError:
+                break
+            if not pids:
+                break
+            for pid in pids:
+                with contextlib.suppress(OSError):
+                    os.kill(pid, 9)
+            time.sleep(pause)  # the killed tree is still exiting
+            pause = min(pause * 2, 0.02)
+        with contextlib.suppress(OSError):
+            os.rmdir(self.path)
+        self.path = None

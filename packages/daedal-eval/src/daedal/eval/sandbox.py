@@ -41,10 +41,11 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import functools
+import marshal
 import math
 import os
-import resource
 import secrets
+import select
 import shutil
 import signal
 import stat
@@ -64,6 +65,7 @@ from daedal.eval.isolation import (
     DEFAULT_MODULES,
     INSTALL_HINT,
     PROGRAM_PATH,
+    PidsCgroup,
     bwrap_command,
     bwrap_path,
     bwrap_works,
@@ -98,9 +100,10 @@ class Limits:
         cpu_seconds: CPU-time limit (``RLIMIT_CPU``); None means ``ceil(timeout) + 1``.
         file_size_mb: Largest file the program may write (``RLIMIT_FSIZE``), output included.
         tmpfs_mb: Size of the program's writable ``/tmp`` (isolated runs).
-        processes: Processes the program may start beyond those its user already runs
-            (``RLIMIT_NPROC`` headroom; the kernel does not apply it to root, for whom
-            the Python guard and the PID namespace carry this).
+        processes: Processes the program may start: the size of its pids cgroup (less
+            a few for the sandbox's own) where one can be made, else the headroom of
+            ``RLIMIT_NPROC`` over what its user already runs (which the kernel does not
+            apply to root).
         output_bytes: How much of stdout and stderr to keep (head and tail).
     """
 
@@ -213,6 +216,22 @@ def _memfd(name: str, data: bytes = b"") -> int:
     return fd
 
 
+@functools.cache
+def _sealed_code(name: str) -> int:
+    """A sealed memfd holding the marshalled code of ``_runners.<name>`` (made once per process).
+
+    Sealed against writes, so a program's process that inherits it cannot change the
+    code of later runs (or of the judge).
+    """
+    data = marshal.dumps(compile(getattr(_runners, name), f"<daedal-{name.lower()}>", "exec"))
+    fd = os.memfd_create(f"daedal-{name.lower()}", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+    fcntl.fcntl(fd, fcntl.F_ADD_SEALS, fcntl.F_SEAL_WRITE | fcntl.F_SEAL_GROW | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_SEAL)
+    return fd
+
+
 # FS_IOC_GETFLAGS / FS_IOC_SETFLAGS and the flags that make a file undeletable.
 _FS_IOC_GETFLAGS, _FS_IOC_SETFLAGS = 0x80086601, 0x40086602
 _FS_IMMUTABLE_FL, _FS_APPEND_FL = 0x10, 0x20
@@ -261,6 +280,29 @@ def remove_tree(path: str) -> bool:
                         os.chmod(full, stat.S_IRWXU)
     shutil.rmtree(path, ignore_errors=True)
     return not os.path.lexists(path)
+
+
+def _wait(proc: subprocess.Popen, timeout: float) -> bool:
+    """Wait for ``proc`` to exit, at most ``timeout`` seconds; True when it did.
+
+    ``Popen.wait(timeout)`` polls with sleeps of up to 50 ms; a pidfd wakes at the exit.
+    """
+    try:
+        pidfd = os.pidfd_open(proc.pid)
+    except (AttributeError, OSError):  # no pidfd here (or already reaped): the polling wait
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return False
+        return True
+    try:
+        ready, _, _ = select.select([pidfd], [], [], max(0.0, timeout))
+    finally:
+        os.close(pidfd)
+    if not ready:
+        return False
+    proc.wait()
+    return True
 
 
 def _kill_group(proc: subprocess.Popen | None) -> None:
@@ -349,52 +391,62 @@ class Sandbox:
 
     # -- processes ---------------------------------------------------------------------
 
-    def _limit_child(self, nproc: int, memory_mb: int) -> None:
-        # Runs in the child between fork and exec: no imports here (a thread of the
-        # parent may hold the import lock at fork time).
+    def _limits_arg(self, nproc: int | None, memory_mb: int) -> str:
+        """The rlimits the runner sets on itself first thing (see ``_runners._LIMITS``).
+
+        Set inside rather than between fork and exec: a ``preexec_fn`` forces a full
+        ``fork`` of the evaluator (tens of ms for a process with torch loaded) where a
+        ``vfork`` costs nothing. Nothing of the program runs before them, and the program
+        cannot raise a hard limit again (no capabilities in its namespace).
+        """
         lim = self.limits
-        memory = int(memory_mb) * 1024 * 1024
         cpu = lim.cpu_seconds if lim.cpu_seconds is not None else math.ceil(lim.timeout) + 1
-        resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
-        resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
-        size = int(lim.file_size_mb) * 1024 * 1024
-        resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
+        values = (int(memory_mb) << 20, cpu, int(lim.file_size_mb) << 20, -1 if nproc is None else nproc)
+        return ",".join(str(v) for v in values)
 
     def _spawn_candidate(
         self, mode: str, program: str, fds: Sequence[int], stdout: int, stderr: int, work: str | None
-    ) -> subprocess.Popen:
-        """Start the program's process: inside bubblewrap, or in ``work`` for the fallback."""
+    ) -> tuple[subprocess.Popen, PidsCgroup]:
+        """Start the program's process (inside bubblewrap, or in ``work`` for the fallback) in its pids cgroup."""
         lim = self.limits
-        nproc = _user_process_count() + lim.processes + 4
-        limit = functools.partial(self._limit_child, nproc, lim.memory_mb)
+        # The kernel does not apply RLIMIT_NPROC to root: no need to count (a scan of /proc).
+        nproc = None if os.getuid() == 0 else _user_process_count() + lim.processes + 4
+        cgroup = PidsCgroup(lim.processes + 4)
+        limits = self._limits_arg(nproc, lim.memory_mb)
         fd_args = [str(fd) for fd in fds]
-        if self.bwrap is not None:
-            lay = layout(self.modules)
-            program_fd = _memfd("daedal-program", program.encode("utf-8"))
-            try:
-                argv = [lay.python, "-I", "-S", "-B", "-c", _runners.CANDIDATE, mode,
-                        "process" if self.guard else "off", PROGRAM_PATH, os.pathsep.join(lay.sys_path), *fd_args]
-                cmd = bwrap_command(self.bwrap, argv, lay=lay, program_fd=program_fd,
-                                    tmpfs_bytes=int(lim.tmpfs_mb) * 1024 * 1024)
-                return subprocess.Popen(
-                    cmd, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr, env={"PATH": "/usr/bin:/bin"},
-                    pass_fds=(program_fd, *fds), start_new_session=True, preexec_fn=limit,
-                )
-            finally:
-                os.close(program_fd)
-        assert work is not None
-        with open(os.path.join(work, "program.py"), "w", encoding="utf-8") as f:
-            f.write(program)
-        argv = [*self.prefix, sys.executable, "-I", "-B", "-c", _runners.CANDIDATE, mode,
-                "full" if self.guard else "off", "program.py", "", *fd_args]
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", "HOME": work,
-               "TMPDIR": work, "PYTHONHASHSEED": "0"}
-        return subprocess.Popen(
-            argv, cwd=work, env=env, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr,
-            pass_fds=tuple(fds), start_new_session=True, preexec_fn=limit,
-        )
+        try:
+            if self.bwrap is not None:
+                lay = layout(self.modules)
+                program_fd = _memfd("daedal-program", program.encode("utf-8"))
+                try:
+                    code = _sealed_code("CANDIDATE")
+                    argv = [lay.python, "-I", "-S", "-B", "-c", _runners.BOOT, str(code), limits, mode,
+                            "process" if self.guard else "off", PROGRAM_PATH, os.pathsep.join(lay.sys_path), *fd_args]
+                    cmd = bwrap_command(self.bwrap, argv, lay=lay, program_fd=program_fd,
+                                        tmpfs_bytes=int(lim.tmpfs_mb) * 1024 * 1024)
+                    proc = subprocess.Popen(
+                        cgroup.wrap(cmd), stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr,
+                        env={"PATH": "/usr/bin:/bin"}, pass_fds=(program_fd, code, *fds), start_new_session=True,
+                    )
+                finally:
+                    os.close(program_fd)
+                return proc, cgroup
+            assert work is not None
+            with open(os.path.join(work, "program.py"), "w", encoding="utf-8") as f:
+                f.write(program)
+            code = _sealed_code("CANDIDATE")
+            argv = [*self.prefix, sys.executable, "-I", "-B", "-c", _runners.BOOT, str(code), limits, mode,
+                    "full" if self.guard else "off", "program.py", "", *fd_args]
+            env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", "HOME": work,
+                   "TMPDIR": work, "PYTHONHASHSEED": "0"}
+            proc = subprocess.Popen(
+                cgroup.wrap(argv), cwd=work, env=env, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr,
+                pass_fds=(code, *fds), start_new_session=True,
+            )
+            return proc, cgroup
+        except BaseException:
+            cgroup.close()
+            raise
 
     @contextlib.contextmanager
     def _workspace(self):
@@ -438,6 +490,7 @@ class Sandbox:
         nonce = secrets.token_hex(16).encode()
         out, err = _memfd("daedal-stdout"), _memfd("daedal-stderr")
         proc = None
+        cgroup: PidsCgroup | None = None
         timed_out = False
         try:
             with self._workspace() as work:
@@ -446,21 +499,21 @@ class Sandbox:
                     os.write(nonce_w, nonce)
                     os.close(nonce_w)
                     nonce_w = -1
-                    proc = self._spawn_candidate("program", program, [nonce_r], out, err, work)
+                    proc, cgroup = self._spawn_candidate("program", program, [nonce_r], out, err, work)
                 finally:
                     os.close(nonce_r)
                     if nonce_w >= 0:
                         os.close(nonce_w)
                 try:
-                    proc.wait(timeout=lim.timeout)
-                except subprocess.TimeoutExpired:
-                    timed_out = True
+                    timed_out = not _wait(proc, lim.timeout)
                 finally:
                     # The whole group, also after a normal exit: a program may leave children.
                     _kill_group(proc)
             wall = time.monotonic() - start
             stdout_bytes, stderr = self._outputs(out, err)
         finally:
+            if cgroup is not None:
+                cgroup.close()
             os.close(out)
             os.close(err)
         marker = b"\n" + nonce + b"\n"
@@ -511,8 +564,10 @@ class Sandbox:
         judge_out = _memfd("daedal-judge-out")
         tests_fd = _memfd("daedal-tests", tests.encode("utf-8"))
         cand = judge = None
+        cgroup: PidsCgroup | None = None
         timed_out = False
         verdict_data = b""
+        judge_tail = ""
         ends: list[int] = []
         try:
             with self._workspace() as work:
@@ -521,24 +576,23 @@ class Sandbox:
                 ver_r, ver_w = os.pipe()
                 ends = [req_r, req_w, rep_r, rep_w, ver_w]
                 try:
-                    cand = self._spawn_candidate("serve", program, [req_r, rep_w], out, err, work)
+                    cand, cgroup = self._spawn_candidate("serve", program, [req_r, rep_w], out, err, work)
+                    judge_code = _sealed_code("JUDGE")
+                    judge_limits = self._limits_arg(None if os.getuid() == 0 else _user_process_count() + 64,
+                                                    max(lim.memory_mb, 512))
                     judge = subprocess.Popen(
-                        [sys.executable, "-I", "-B", "-c", _runners.JUDGE, str(req_w), str(rep_r), str(ver_w),
-                         str(_REPLY_LIMIT)],
-                        stdin=tests_fd, stdout=judge_out, stderr=judge_out, pass_fds=(req_w, rep_r, ver_w),
+                        [layout(self.modules).python, "-I", "-S", "-B", "-c", _runners.BOOT, str(judge_code),
+                         judge_limits, str(req_w), str(rep_r), str(ver_w), str(_REPLY_LIMIT), _judge_path()],
+                        stdin=tests_fd, stdout=judge_out, stderr=judge_out,
+                        pass_fds=(judge_code, req_w, rep_r, ver_w),
                         env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", "PYTHONHASHSEED": "0"},
                         start_new_session=True,
-                        preexec_fn=functools.partial(self._limit_child, _user_process_count() + 64,
-                                                     max(lim.memory_mb, 512)),
                     )
                 finally:
                     for fd in ends:
                         os.close(fd)
                     ends = []
-                try:
-                    judge.wait(timeout=max(0.0, lim.timeout - (time.monotonic() - start)))
-                except subprocess.TimeoutExpired:
-                    timed_out = True
+                timed_out = not _wait(judge, lim.timeout - (time.monotonic() - start))
                 os.set_blocking(ver_r, False)
                 with contextlib.suppress(OSError):
                     verdict_data = os.read(ver_r, 65536)
@@ -547,9 +601,12 @@ class Sandbox:
                 _kill_group(cand)
             wall = time.monotonic() - start
             stdout_bytes, stderr = self._outputs(out, err)
+            judge_tail = _read_fd_capped(judge_out, 1024).decode("utf-8", errors="replace").strip()
         finally:
             _kill_group(judge)
             _kill_group(cand)
+            if cgroup is not None:
+                cgroup.close()
             for fd in (out, err, judge_out, tests_fd, *ends):
                 with contextlib.suppress(OSError):
                     os.close(fd)
@@ -559,6 +616,8 @@ class Sandbox:
             status, detail = "timeout", "timed out"
         else:
             status, detail = _parse_verdict(verdict_data, judge.returncode if judge else None)
+            if status == "error":  # the judge itself failed: say how, for whoever debugs it
+                detail += f": {judge_tail[-300:]}" if judge_tail else ""
         return Execution(status=status, returncode=None if timed_out or cand is None else cand.returncode,
                          stdout=_clip(stdout_bytes, lim.output_bytes), stderr=stderr, wall_time=wall,
                          detail=detail, backend=self.backend)
@@ -583,6 +642,15 @@ class Sandbox:
             return [fn(*item) for item in items]
         with ThreadPoolExecutor(max_workers=workers) as pool:
             return list(pool.map(lambda item: fn(*item), items))
+
+
+@functools.cache
+def _judge_path() -> str:
+    """``sys.path`` entries of this interpreter's packages, for the judge (which starts without ``site``)."""
+    import site
+
+    paths = [*site.getsitepackages(), site.getusersitepackages()]
+    return os.pathsep.join(p for p in dict.fromkeys([*(q for q in sys.path if "-packages" in q), *paths]) if os.path.isdir(p))
 
 
 def _parse_verdict(data: bytes, returncode: int | None) -> tuple[Status, str]:
