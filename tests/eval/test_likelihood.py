@@ -265,3 +265,19 @@ def test_the_progress_bar_does_not_change_the_values(fake):
     quiet = log_likelihoods(fake, pairs, mc_num=16, batch_size=8, progress=False)
     shown = log_likelihoods(fake, pairs, mc_num=16, batch_size=8, progress=True)
     assert [float(v) for v in quiet] == [float(v) for v in shown]
+
+
+def test_the_elbo_is_the_mean_log_likelihood_over_unmasking_orders(fake):
+    # Any-order autoregression: unmask the answer one token at a time in order sigma; the
+    # ELBO is the mean over all orders of the sum of each step's log-probability.
+    answer = ANSWER[:4]
+    total = 0.0
+    orders = list(itertools.permutations(range(len(answer))))
+    for order in orders:
+        row = PROMPT + [fake.mask_id] * len(answer)
+        for slot in order:
+            logits = fake.logits(torch.tensor([row]), torch.tensor([len(row)]))[0, len(PROMPT) + slot]
+            total += float(torch.log_softmax(logits.double(), -1)[answer[slot]])
+            row[len(PROMPT) + slot] = answer[slot]
+    exact = log_likelihood(fake, PROMPT, answer, exact=True)
+    assert float(exact) == pytest.approx(total / len(orders), rel=1e-6)

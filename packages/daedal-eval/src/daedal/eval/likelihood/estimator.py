@@ -316,8 +316,9 @@ def _run_rows(
     """Per-row masked cross-entropy sums of every plan, distinct rows computed once."""
     mask_id = int(adapter.mask_id)
     pad_id = int(getattr(adapter, "pad_id", 0))
-    # Flatten (plan, row) into one list; plans with equal prompts sit next to each other.
-    order = sorted(range(len(plans)), key=lambda j: (len(plans[j].prompt) + len(plans[j].answer), plans[j].prompt))
+    # Flatten (plan, row) into one list: plans with equal prompts sit next to each other (their
+    # shared rows then meet in one forward call), shorter prompts first (less padding).
+    order = sorted(range(len(plans)), key=lambda j: (len(plans[j].prompt), plans[j].prompt, len(plans[j].answer)))
     row_plan = torch.cat([torch.full((len(plans[j].weights),), j, dtype=torch.long) for j in order])
     row_index = torch.cat([torch.arange(len(plans[j].weights)) for j in order])
     out = [torch.empty(len(p.weights), dtype=torch.float64) for p in plans]
