@@ -176,7 +176,7 @@ def test_nothing_of_the_host_but_the_interpreter_is_visible(sandbox, tmp_path):
         "pids = [p for p in os.listdir('/proc') if p.isdigit()]\n"
         "assert len(pids) < 10, pids  # a /proc of its own PID namespace\n"
         "import socket\n"
-        "assert socket.if_nameindex() == [(1, 'lo')]  # no network but a downed loopback\n"
+        "assert socket.if_nameindex() == [(1, 'lo')]  # its own loopback only\n"
     )
     out = sandbox.run(program)
     assert out.passed, out.stderr
@@ -494,8 +494,8 @@ def test_a_fork_bomb_past_the_guard_hits_the_pids_cgroup(bare):
     # Without the Python guard, and as root (where RLIMIT_NPROC does not hold), the
     # program's tree is capped by its pids cgroup, which is removed afterwards.
     base = isolation.pids_cgroup_base()
-    before = {n for n in os.listdir(base) if n.startswith("daedal-")}
+    mine = f"daedal-{os.getpid()}-"  # other evaluators on the machine have theirs
     out = bare.run("import os\nfor _ in range(64):\n    os.fork()\n")
     assert out.status == "failed"
     assert "Resource temporarily unavailable" in out.stderr
-    assert {n for n in os.listdir(base) if n.startswith("daedal-")} <= before
+    assert [n for n in os.listdir(base) if n.startswith(mine)] == []

@@ -6,8 +6,10 @@ IPC, UTS and cgroup namespaces as an unprivileged uid without capabilities, sees
 read-only interpreter with the allowed scientific modules and nothing else of the host,
 and writes only to a private size-limited ``tmpfs``. Around it:
 
-* **Kernel limits** (``setrlimit`` before ``exec``): address space, CPU seconds, size of
-  any file written (standard output included), no core dumps, processes.
+* **Kernel limits**, set by the runner before anything of the program runs: address
+  space, CPU seconds, size of any file written (standard output included), no core
+  dumps; and a pids cgroup per program where one can be made (``RLIMIT_NPROC``
+  otherwise, which the kernel does not apply to root).
 * **The clock**: past ``timeout`` seconds the whole tree is killed (the session's group;
   bubblewrap's init dies with its parent and the PID namespace with it).
 * **A Python guard** (an audit hook) refuses creating processes: a second layer.
