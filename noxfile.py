@@ -4,7 +4,7 @@
     nox -s isolated              # each package alone, with only its declared dependencies
     nox -s "isolated(package='daedal-core')"
     nox -s tests_torch           # opt-in: every package's tests on the newest and the oldest torch
-    nox -s "tests_torch(torch='2.4.1')"   # the oldest supported torch leg only
+    nox -s "tests_torch(torch2.4.1)"   # the oldest supported torch leg only
     nox -s build                 # wheels and sdists of the four packages into dist/
 
 Every session that installs torch pins it first (``torch==2.13.0``, the project's local CPU
