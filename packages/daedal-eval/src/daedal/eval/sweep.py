@@ -33,6 +33,7 @@ def sweep(
     block_length: int = 32,
     daedal: Sequence[object] | None = (),
     fixed_policies: Callable[[int], Sequence[object]] | None = None,
+    fixed_params: Mapping[str, Any] | None = None,
     **run_options: Any,
 ) -> list[dict[str, Any]]:
     """Run the fixed-length baseline at each length, then DAEDAL; write the table and plot.
@@ -46,6 +47,8 @@ def sweep(
         daedal: Policies of the DAEDAL run; ``()`` for ``Daedal()`` with the paper's
             setting, None to skip it.
         fixed_policies: ``length -> policies`` of the baseline (default: LLaDA decoding).
+        fixed_params: More parameters of the default baseline, e.g.
+            ``{"reference_compat": True}`` for the DAEDAL repository's baseline.
         **run_options: Passed to :func:`~daedal.eval.runner.run_suite` (seed, batch_size,
             model, rank, world_size, barrier, progress...).
 
@@ -59,7 +62,8 @@ def sweep(
     bad = [n for n in lengths if not isinstance(n, int) or isinstance(n, bool) or n < 1]
     if bad:
         raise ConfigError(f"`lengths` must be positive ints, got {bad}")
-    make_fixed = fixed_policies or (lambda n: fixed_length_policies(n, steps=n, block_length=block_length))
+    extra = dict(fixed_params or {})
+    make_fixed = fixed_policies or (lambda n: fixed_length_policies(n, steps=n, block_length=block_length, **extra))
     out = Path(output)
     configs: list[tuple[int | None, Sequence[object]]] = [(n, make_fixed(n)) for n in lengths]
     if daedal is not None:
@@ -90,20 +94,30 @@ def write_report(rows: Sequence[Mapping[str, Any]], output: str | os.PathLike[st
 
 
 def collect(output: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """Rows of an existing sweep directory from its runs' ``summary.json`` files."""
+    """Rows of an existing sweep directory, aggregated again from each run's samples.
+
+    Runs without a summary yet (a sweep killed mid-run) are included with the samples they
+    have; ``complete`` says whether a run has every problem.
+    """
+    from daedal.eval.runner import MANIFEST, summarize
+
     out = Path(output)
     rows = []
-    for summary_path in sorted(out.glob("*/summary.json")):
-        name = summary_path.parent.name
+    for manifest_path in sorted(out.glob(f"*/{MANIFEST}")):
+        name = manifest_path.parent.name
         if name == "daedal":
             length = None
         elif name.startswith("fixed-") and name[6:].isdigit():
             length = int(name[6:])
         else:
             continue
-        summary = json.loads(summary_path.read_text(encoding="utf-8"))
-        rows.append({"length": length, "output": str(summary_path.parent), "metrics": summary["metrics"]})
+        summary = summarize(manifest_path.parent)
+        rows.append({"length": length, "output": str(manifest_path.parent), "suite": summary["suite"],
+                     "metrics": summary["metrics"], "complete": summary["complete"]})
     rows.sort(key=lambda r: (r["length"] is None, r["length"] or 0))
     if not rows:
-        raise ConfigError(f"`output` {str(out)!r} holds no fixed-<L>/ or daedal/ runs with a summary.json")
+        raise ConfigError(
+            f"`output` {str(out)!r} holds no fixed-<L>/ or daedal/ runs: point `daedal eval report` at a sweep, "
+            "paper or run directory"
+        )
     return rows

@@ -50,28 +50,54 @@ def _optional_path(_inst: object, attribute: attrs.Attribute, value: object) -> 
         raise ConfigError(f"`{attribute.name}` must be a file path or None (hub data), got {value!r}")
 
 
+#: The scoring protocols every suite accepts (see :attr:`Suite.protocol`).
+PROTOCOLS = ("default", "paper")
+
+
+def _protocol(_inst: object, attribute: attrs.Attribute, value: object) -> None:
+    if value not in PROTOCOLS:
+        raise ConfigError(
+            f"`{attribute.name}` must be one of {', '.join(map(repr, PROTOCOLS))}, got {value!r}: "
+            "'paper' scores exactly as the DAEDAL repository's metric scripts, 'default' fixes their accidents"
+        )
+
+
 def read_jsonl(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     """Rows of a ``.jsonl`` or ``.jsonl.gz`` file (blank lines skipped).
 
     Raises:
-        ConfigError: The file does not exist or a line is not a JSON object.
+        ConfigError: The file does not exist, cannot be read or decompressed (truncated
+            gzip, bad UTF-8), holds no rows, or a line is not a JSON object; the message
+            names the file and the line.
     """
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"`path` {str(p)!r} is not a file: pass a .jsonl or .jsonl.gz file of problems")
     opener = gzip.open if p.suffix == ".gz" else open
     rows = []
-    with opener(p, "rt", encoding="utf-8") as f:
-        for number, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise ConfigError(f"`path` {str(p)!r} line {number} is not JSON ({err}): fix or remove it") from err
-            if not isinstance(row, dict):
-                raise ConfigError(f"`path` {str(p)!r} line {number} is not a JSON object: one problem per line")
-            rows.append(row)
+    number = 0
+    try:
+        with opener(p, "rt", encoding="utf-8") as f:
+            for number, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as err:
+                    cut = "" if line.endswith("\n") else " (the file ends inside this line: truncated?)"
+                    raise ConfigError(
+                        f"`path` {str(p)!r} line {number} is not JSON ({err}){cut}: fix or remove it"
+                    ) from err
+                if not isinstance(row, dict):
+                    raise ConfigError(f"`path` {str(p)!r} line {number} is not a JSON object: one problem per line")
+                rows.append(row)
+    except (OSError, EOFError, UnicodeDecodeError) as err:
+        raise ConfigError(
+            f"`path` {str(p)!r} cannot be read after line {number} ({type(err).__name__}: {err}): "
+            "the file is truncated or not UTF-8 JSON lines; download it again"
+        ) from err
+    if not rows:
+        raise ConfigError(f"`path` {str(p)!r} holds no problems (empty file): pass a file with one JSON object per line")
     return rows
 
 
@@ -83,6 +109,9 @@ class Suite:
         path: A local ``.jsonl``/``.jsonl.gz`` file in the dataset's schema; None loads
             the dataset from the hub (``datasets``, imported only then).
         limit: Use only the first ``limit`` problems.
+        protocol: ``"paper"`` scores exactly as the DAEDAL repository's metric scripts,
+            quirks included (each listed in the suite's docs); ``"default"`` fixes the
+            scripts' accidents (each deviation listed with an example in the docs).
     """
 
     name: ClassVar[str] = ""
@@ -97,6 +126,7 @@ class Suite:
 
     path: str | None = attrs.field(default=None, validator=_optional_path, converter=lambda p: None if p is None else os.fspath(p) if isinstance(p, os.PathLike) else p)
     limit: int | None = attrs.field(default=None, validator=_optional_positive)
+    protocol: str = attrs.field(default="default", validator=_protocol)
 
     # -- data ------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 import attrs
 
 from daedal.core.errors import ConfigError
+from daedal.eval.scoring import paper_code
 from daedal.eval.scoring.code import CodeTask, humaneval_task
 from daedal.eval.suites.code_suites import CODE_FORMAT, _CodeSuite
 
@@ -24,8 +25,8 @@ class HumanEval(_CodeSuite):
 
     Attributes:
         test_roots: Keep prompt helpers the tests call when sanitising (see
-            :func:`~daedal.eval.scoring.code.humaneval_program`); False is the paper's exact
-            sanitiser.
+            :func:`~daedal.eval.scoring.code.humaneval_program`) in the default protocol; the
+            paper protocol uses the paper's own sanitiser and ignores it.
     """
 
     name: ClassVar[str] = "humaneval"
@@ -59,5 +60,7 @@ class HumanEval(_CodeSuite):
     def target(self, doc: Mapping[str, Any]) -> str:
         return str(doc.get("canonical_solution", ""))
 
-    def task(self, doc: Mapping[str, Any], text: str) -> CodeTask | None:
-        return humaneval_task(doc, text, test_roots=self.test_roots)
+    def task_and_reason(self, doc: Mapping[str, Any], text: str) -> tuple[CodeTask | None, str]:
+        if self.protocol == "paper":
+            return paper_code.humaneval_task(doc, text), ""
+        return humaneval_task(doc, text, test_roots=self.test_roots), ""

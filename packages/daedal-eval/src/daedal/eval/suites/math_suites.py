@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 
 import attrs
 
+from daedal.eval.scoring import paper_math
 from daedal.eval.scoring.math import extract_answer, is_equivalent
 from daedal.eval.suites.base import Score, Suite
 
@@ -36,5 +37,8 @@ class _MathSuite(Suite):
 
     def score(self, doc: Mapping[str, Any], text: str) -> Score:
         target = self.target(doc)
+        if self.protocol == "paper":
+            correct, prediction, detail = paper_math.score(text, target)
+            return Score(correct=correct, prediction=prediction, detail=detail)
         prediction = extract_answer(text)
         return Score(correct=is_equivalent(prediction, target), prediction=prediction)

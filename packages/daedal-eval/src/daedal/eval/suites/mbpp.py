@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 
 import attrs
 
+from daedal.eval.scoring import paper_code
 from daedal.eval.scoring.code import CodeTask, mbpp_task
 from daedal.eval.suites.code_suites import CODE_FORMAT, _CodeSuite
 
@@ -17,8 +18,8 @@ class MBPP(_CodeSuite):
 
     Attributes:
         test_roots: Keep the definitions the asserts call when sanitising (see
-            :func:`~daedal.eval.scoring.code.mbpp_program`); False is the paper's exact
-            sanitiser.
+            :func:`~daedal.eval.scoring.code.mbpp_program`) in the default protocol; the
+            paper protocol uses the paper's own sanitiser and ignores it.
     """
 
     name: ClassVar[str] = "mbpp"
@@ -41,5 +42,8 @@ class MBPP(_CodeSuite):
     def target(self, doc: Mapping[str, Any]) -> str:
         return str(doc.get("code", ""))
 
-    def task(self, doc: Mapping[str, Any], text: str) -> CodeTask | None:
-        return mbpp_task(doc, text, test_roots=self.test_roots)
+    def task_and_reason(self, doc: Mapping[str, Any], text: str) -> tuple[CodeTask | None, str]:
+        if self.protocol == "paper":
+            return paper_code.mbpp_task(doc, text)
+        task = mbpp_task(doc, text, test_roots=self.test_roots)
+        return task, "" if task is not None else "no code block or no function"
