@@ -157,6 +157,12 @@ class SemiAutoregressive:
         return Window(start=canvas.prompt_len, end=canvas.prompt_len + (block + 1) * sched.block_length)
 
     @hookimpl
+    def prediction_reads(self, state: State) -> torch.Tensor:
+        canvas, window = state.canvas, state.window
+        assert canvas is not None and window is not None
+        return canvas.masked & (canvas.columns < window.end[:, None])
+
+    @hookimpl
     def select_unmask(self, state: State, prediction: Prediction) -> Unmask:
         canvas, window = state.canvas, state.window
         assert canvas is not None and window is not None
@@ -215,13 +221,18 @@ class GumbelTemperature:
         if value not in ("float64", "float32"):
             raise ConfigError(f"`precision` must be 'float64' or 'float32', got {value!r}")
 
+    @hookimpl
+    def prediction_reads(self, state: State) -> bool | None:
+        # The reference draws noise for every column and vocabulary entry: the same stream needs them all.
+        return True if self.temperature > 0 else None
+
     @hookimpl(wrapper=True, tryfirst=True)
     def predict(self, state: State):  # type: ignore[no-untyped-def]
         prediction: Prediction = yield
         if self.temperature == 0:
             return prediction
         tokens = gumbel_argmax(prediction.logits, self.temperature, state.generator, self.precision)
-        return attrs.evolve(prediction, tokens=tokens, sampled=True)
+        return prediction.resampled(tokens)
 
 
 def gumbel_argmax(logits: torch.Tensor, temperature: float, generator: torch.Generator, precision: str) -> torch.Tensor:
@@ -234,13 +245,14 @@ def gumbel_argmax(logits: torch.Tensor, temperature: float, generator: torch.Gen
 
 @attrs.frozen
 class ModelPredict:
-    """The adapter's logits for the current canvas, with greedy proposals."""
+    """The model's logits for the current canvas, with greedy proposals, at the columns read (``state.reads``)."""
 
     @hookimpl
     def predict(self, state: State) -> Prediction:
         canvas = state.canvas
         assert canvas is not None
-        return Prediction.greedy(state.forward(canvas.tokens, canvas.length, window=state.window))
+        source = state.run(canvas.tokens, canvas.length, window=state.window)
+        return Prediction.from_source(source, state.reads)
 
 
 @attrs.frozen

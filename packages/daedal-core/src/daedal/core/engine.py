@@ -34,11 +34,22 @@ from daedal.core.events import (
 )
 from daedal.core.prediction import Prediction
 from daedal.core.result import Result, Stats
+from daedal.core.session import AppliedStep, ModelSession, open_session
 from daedal.core.state import State
 from daedal.core.window import Window
 
 #: Hooks where the first non-None answer wins; a default steps aside when a user policy answers one of them.
-DECISION_HOOKS = ("initial_canvas", "select_window", "select_unmask", "select_expand", "select_remask", "predict")
+DECISION_HOOKS = (
+    "select_cache",
+    "initial_canvas",
+    "select_window",
+    "select_unmask",
+    "select_expand",
+    "select_remask",
+    "predict",
+)
+#: Hooks whose implementations read the step's prediction (so must say which columns, or see them all).
+PREDICTION_READERS = ("select_unmask", "select_expand", "select_remask", "predict")
 HOOK_NAMES = frozenset(
     name for name in dir(hookspecs) if callable(getattr(hookspecs, name)) and hasattr(getattr(hookspecs, name), "daedal_spec")
 )
@@ -123,6 +134,7 @@ class Engine:
                 f"{err}. Known hooks: {sorted(HOOK_NAMES)}; check the method name", code="unknown-hook"
             ) from err
         self._callers = {name: self._ordered_impls(name) for name in DECISION_HOOKS if name != "predict"}
+        self._dense_reads = self._needs_dense_reads()
         if os.environ.get("DAEDAL_TRACE_HOOKS"):
             self.pm.trace.root.setwriter(print)
             self.pm.enable_tracing()
@@ -182,6 +194,35 @@ class Engine:
             if not hooks & answered:
                 active.append(default)
         return active
+
+    def _needs_dense_reads(self) -> bool:
+        """Whether some policy reads predictions without declaring ``prediction_reads`` (then every step is dense)."""
+        for plugin in [*self.policies, *self.defaults]:
+            hooks = _hook_names(plugin)
+            if any(h in hooks for h in PREDICTION_READERS) and "prediction_reads" not in hooks:
+                return True
+        return False
+
+    def _reads(self, state: State) -> torch.Tensor | None:
+        """The union of the policies' ``prediction_reads`` (None: the whole canvas)."""
+        if self._dense_reads:
+            return None
+        canvas = state.canvas
+        assert canvas is not None
+        union = torch.zeros(canvas.tokens.shape, dtype=torch.bool, device=canvas.device)
+        for answer in self.pm.hook.prediction_reads(state=state):
+            if answer is None or answer is False:
+                continue
+            if answer is True:
+                return None
+            if not isinstance(answer, torch.Tensor) or answer.shape != union.shape or answer.dtype != torch.bool:
+                raise PolicyError(
+                    f"`prediction_reads` must return None, True or a bool tensor of shape {tuple(union.shape)}, "
+                    f"got {answer!r:.80}",
+                    code="illegal-decision",
+                )
+            union = union | answer
+        return union
 
     def _ordered_impls(self, name: str) -> list[tuple[Callable[..., Any], tuple[str, ...], object]]:
         caller = getattr(self.pm.hook, name)
@@ -271,6 +312,20 @@ class Engine:
         Returns:
             A :class:`~daedal.core.Result`.
         """
+        sessions: list[ModelSession] = []
+        try:
+            return self._generate(prompts, seed, record, sessions)
+        finally:
+            for session in sessions:  # the run's model session never outlives the run
+                session.close()
+
+    def _generate(
+        self,
+        prompts: Sequence[PromptText | Sequence[int]],
+        seed: int | None,
+        record: bool | None,
+        sessions: list[ModelSession],
+    ) -> Result:
         config = self.config
         if seed is not None or record is not None:
             config = attrs.evolve(
@@ -287,6 +342,11 @@ class Engine:
             self.pm.hook.on_event(event=event, state=state)
 
         state = State(adapter=self.adapter, config=config, prompts=ids, generator=generator, emit=emit)
+        cache, _ = self._first("select_cache", state=state)
+        # One session per run: never shared with another run, engine or thread; `generate` closes it.
+        session = open_session(self.adapter, cache=cache)
+        sessions.append(session)
+        state = attrs.evolve(state, session=session)
         emit(RunStarted([list(p) for p in ids], [_describe(p) for p in self.policies], config.seed))
         canvas, policy = self._first("initial_canvas", state=state)
         if canvas is None:
@@ -310,6 +370,7 @@ class Engine:
             if window is None:
                 window = Window.whole(canvas.prompt_len, canvas.length)
             state = attrs.evolve(state, window=window)
+            state = attrs.evolve(state, reads=self._reads(state))
             prediction: Prediction | None = self.pm.hook.predict(state=state)
             if prediction is None:
                 raise NoDecisionError("no policy answered `predict`")
@@ -353,6 +414,7 @@ class Engine:
                     "and nothing was expanded; a policy must commit at least one masked position per step",
                     code="no-progress",
                 )
+            session.applied(AppliedStep(canvas, new, unmask, expand, remask))
             emit(StepFinished(step, canvas, new, unmask, expand, prediction.confidence, state.counters.forward_passes, remask))
             canvas = new
             step += 1

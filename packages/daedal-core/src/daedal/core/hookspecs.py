@@ -4,11 +4,13 @@ A policy is any object with methods named after these hooks and marked with
 :data:`hookimpl`. An implementation may accept any subset of a hook's arguments.
 One run calls the hooks in this order::
 
+    cache  = select_cache(state)                          # 0, once: the session's KV cache (or None)
     canvas = initial_canvas(state)                        # 1, once
     on_event(CanvasInitialized)
     loop:
         if any(should_stop(state)): break                 # 2
         window     = select_window(state)                 # 3
+        reads      = prediction_reads(state)              # 3b every answer, united: columns to compute
         prediction = predict(state)                       # 4  one forward pass; wrappers post-process
         unmask     = select_unmask(state, prediction)     # 5
         expand     = select_expand(state, prediction, unmask)   # 6
@@ -28,6 +30,8 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
+    import torch
+
     from daedal.core.canvas import Canvas, Expand, Remask, Unmask
     from daedal.core.events import Event
     from daedal.core.prediction import Prediction
@@ -40,6 +44,25 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 
 
 # -- Set-up (once per run) ---------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def select_cache(state: State) -> str | None:
+    """Choose the KV cache of the run's model session: ``"prefix"``, ``"dual"`` or None.
+
+    Called once, before ``initial_canvas``; the engine opens the run's session with the
+    answer (the adapter must support caches: ``open_session``). Stops at the first
+    non-None result.
+
+    Args:
+        state: The run's state (no canvas yet).
+
+    Returns:
+        The cache strategy, or None to defer.
+
+    Default:
+        No cache.
+    """
 
 
 @hookspec(firstresult=True)
@@ -101,6 +124,30 @@ def select_window(state: State) -> Window | None:
     Default:
         ``SemiAutoregressive``: LLaDA's block schedule; the whole generation region
         when its block length equals the generation length.
+    """
+
+
+@hookspec
+def prediction_reads(state: State) -> torch.Tensor | bool | None:
+    """Say which columns this policy will read from the step's prediction.
+
+    Called after ``select_window``; every implementation is called and the answers are
+    united into ``state.reads``. The forward pass then computes the LM head, the softmax and
+    the argmax only at those columns (a *sparse* :class:`~daedal.core.Prediction`). A
+    policy that reads predictions (``select_unmask``, ``select_expand``, ``select_remask``,
+    a ``predict`` wrapper) but does not implement this hook makes the step dense: unknown
+    policies see every column. A reader may still extend a sparse prediction on demand
+    (``Prediction.logits_at``), as DAEDAL's EOS scan does.
+
+    Args:
+        state: The run's state with ``state.window`` set.
+
+    Returns:
+        A ``[B, T]`` bool tensor of columns read, True for the whole canvas (dense logits),
+        or None when this policy reads no column itself.
+
+    Default:
+        ``SemiAutoregressive``: the masked columns before the window's end.
     """
 
 

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from daedal.core.canvas import Canvas
     from daedal.core.config import EngineConfig
     from daedal.core.events import Event
+    from daedal.core.session import LogitSource, ModelSession
     from daedal.core.window import Window
 
 T = TypeVar("T")
@@ -77,6 +78,8 @@ class State:
         generator: The source of every random number of the run.
         stash: Per-run storage for policies.
         report: Free-form facts for the result (``result.info``), e.g. which budget bound a run.
+        session: The run's model session (every forward pass goes through it).
+        reads: ``[B, T]`` bool, the columns this step's policies read (None: the whole canvas).
     """
 
     adapter: ModelAdapter
@@ -91,18 +94,39 @@ class State:
     counters: Counters = attrs.field(factory=Counters)
     emit: Callable[[Event], None] = attrs.field(default=lambda event: None, repr=False)
     started: float = attrs.field(factory=time.perf_counter)
+    session: ModelSession | None = attrs.field(default=None, repr=False)
+    reads: torch.Tensor | None = attrs.field(default=None, repr=False)
 
-    def forward(self, tokens: torch.Tensor, length: torch.Tensor, *, window: Window | None = None) -> torch.Tensor:
-        """Run one counted forward pass of the adapter; see ``ModelAdapter.logits``."""
+    def run(
+        self, tokens: torch.Tensor, length: torch.Tensor, *, window: Window | None = None, passes: int = 1
+    ) -> LogitSource:
+        """Run a counted forward pass through the run's session; logits come on demand.
+
+        ``tokens`` may stack several canvases' rows (classifier-free guidance runs its
+        conditional and unconditional rows as one batch); ``passes`` says how many canvases
+        it stands for in ``forward_passes``.
+        """
+        session = self.session
+        if session is None:  # a State built by hand (tests): a plain dense session
+            from daedal.core.session import DenseSession
+
+            session = DenseSession(self.adapter)
         synced = tokens.device.type == "cuda"
         t0 = time.perf_counter()
-        logits = self.adapter.logits(tokens, length, window=window)
+        source = session.forward(tokens, length, window=window)
         if synced:
             torch.cuda.synchronize(tokens.device)
         self.counters.model_time += time.perf_counter() - t0
-        self.counters.forward_passes += 1
+        self.counters.forward_passes += passes
         self.counters.canvas_tokens += tokens.numel()
-        return logits
+        return source
+
+    def forward(self, tokens: torch.Tensor, length: torch.Tensor, *, window: Window | None = None) -> torch.Tensor:
+        """Run one counted forward pass and return its full ``[B, T, V]`` fp32 logits.
+
+        Prefer :meth:`run` (logits only where read); this materialises every column.
+        """
+        return self.run(tokens, length, window=window).dense()
 
     def elapsed(self) -> float:
         """Seconds since the run started."""

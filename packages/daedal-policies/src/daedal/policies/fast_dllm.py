@@ -54,13 +54,20 @@ class ParallelUnmask:
             )
 
     @hookimpl
+    def prediction_reads(self, state: State) -> torch.Tensor:
+        canvas, window = state.canvas, state.window
+        assert canvas is not None and window is not None
+        return canvas.masked & window.mask(canvas.width)
+
+    @hookimpl
     def select_unmask(self, state: State, prediction: Prediction) -> Unmask:
         canvas, window = state.canvas, state.window
         assert canvas is not None and window is not None
         candidates = canvas.masked & window.mask(canvas.width)
-        logits = prediction.logits.double()
-        picked = logits.gather(-1, prediction.tokens.unsqueeze(-1)).squeeze(-1)
-        conf = torch.exp(picked - torch.logsumexp(logits, -1))
+        logits = prediction.values.double()
+        proposed = prediction.gather(prediction.tokens).clamp(min=0)
+        picked = logits.gather(-1, proposed.unsqueeze(-1)).squeeze(-1)
+        conf = prediction.scatter(torch.exp(picked - torch.logsumexp(logits, -1)), float("nan")).double()
         score = conf.masked_fill(~candidates, float("-inf"))
         ranks = _ranks(score)
         if self.threshold is not None:

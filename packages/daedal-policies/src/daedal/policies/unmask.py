@@ -40,6 +40,12 @@ def best_non_mask(logits: torch.Tensor, mask_id: int) -> tuple[torch.Tensor, tor
     return torch.exp(top - torch.logsumexp(no_mask, -1)), token
 
 
+def best_non_mask_of(prediction: Prediction, mask_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`best_non_mask` per column of a dense or sparse prediction (``[B, T]`` each; NaN / -1 where not computed)."""
+    prob, token = best_non_mask(prediction.values, mask_id)
+    return prediction.scatter(prob, float("nan")), prediction.scatter(token, -1)
+
+
 def threshold_fill(
     prediction: Prediction, candidates: torch.Tensor, threshold: float, mask_id: int
 ) -> Unmask:
@@ -56,7 +62,7 @@ def threshold_fill(
     tokens = proposal
     only_masks = needs & ~has_usable
     if bool(only_masks.any()):  # rare: real models seldom propose the mask id
-        prob, token = best_non_mask(prediction.logits, mask_id)
+        prob, token = best_non_mask_of(prediction, mask_id)
         pick = one_hot_columns(prob.masked_fill(~candidates, float("-inf")).argmax(1), fill.shape[1])
         pick = pick & only_masks[:, None]
         tokens = torch.where(pick, token, proposal)
@@ -70,7 +76,7 @@ def commit_all(canvas: Canvas, prediction: Prediction) -> Unmask:
     tokens = prediction.tokens
     bad = where & (tokens == canvas.mask_id)
     if bool(bad.any()):
-        _, token = best_non_mask(prediction.logits, canvas.mask_id)
+        _, token = best_non_mask_of(prediction, canvas.mask_id)
         tokens = torch.where(bad, token, tokens)
     return Unmask(where=where, tokens=tokens)
 
@@ -108,6 +114,12 @@ class ThresholdUnmask:
     """
 
     threshold: float = attrs.field(default=0.9, validator=unit_interval)
+
+    @hookimpl
+    def prediction_reads(self, state: State) -> torch.Tensor:
+        canvas, window = state.canvas, state.window
+        assert canvas is not None and window is not None
+        return canvas.masked & window.mask(canvas.width)
 
     @hookimpl
     def select_unmask(self, state: State, prediction: Prediction) -> Unmask:
