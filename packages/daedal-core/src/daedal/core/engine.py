@@ -48,8 +48,9 @@ DECISION_HOOKS = (
     "select_remask",
     "predict",
 )
-#: Hooks whose implementations read the step's prediction (so must say which columns, or see them all).
-PREDICTION_READERS = ("select_unmask", "select_expand", "select_remask", "predict")
+#: Hooks whose implementations read the step's prediction (so must say which columns, or see them all);
+#: of ``predict`` only wrappers read one (a plain implementation makes it, honouring ``state.reads``).
+PREDICTION_READERS = ("select_unmask", "select_expand", "select_remask")
 HOOK_NAMES = frozenset(
     name for name in dir(hookspecs) if callable(getattr(hookspecs, name)) and hasattr(getattr(hookspecs, name), "daedal_spec")
 )
@@ -199,7 +200,9 @@ class Engine:
         """Whether some policy reads predictions without declaring ``prediction_reads`` (then every step is dense)."""
         for plugin in [*self.policies, *self.defaults]:
             hooks = _hook_names(plugin)
-            if any(h in hooks for h in PREDICTION_READERS) and "prediction_reads" not in hooks:
+            wraps = hooks.get("predict", {})
+            reads = any(h in hooks for h in PREDICTION_READERS) or wraps.get("wrapper") or wraps.get("hookwrapper")
+            if reads and "prediction_reads" not in hooks:
                 return True
         return False
 

@@ -110,7 +110,9 @@ def eos_confidence_of(
             break
         new_lo = torch.where(need, torch.clamp(lo - chunk, min=start), lo)
         span = (cols >= new_lo[:, None]) & (cols < lo[:, None]) & ~known
-        hit, prob = _resolve(prediction, span, eos_id, screen)
+        hit, prob, seen = _resolve(prediction, span, eos_id, screen)
+        if screen.numel() < SCREEN_IDS and seen.numel():
+            screen = _merge_ids(screen, seen, eos_id)
         is_eos = is_eos | (hit & scanned)
         p_eos = torch.where(span, prob, p_eos)
         known = known | span
@@ -124,15 +126,21 @@ def eos_confidence_of(
 
 def _screen_ids(prediction: Prediction, eos_id: int) -> torch.Tensor:
     """Candidate ids likely to beat EOS: the distinct proposals of the prediction's own columns."""
-    ids = torch.unique(prediction.gather(prediction.argmax))
-    ids = ids[(ids >= 0) & (ids != eos_id)]
-    return ids[:SCREEN_IDS]
+    return _merge_ids(prediction.gather(prediction.argmax).reshape(-1)[:0], prediction.gather(prediction.argmax), eos_id)
+
+
+def _merge_ids(ids: torch.Tensor, more: torch.Tensor, eos_id: int) -> torch.Tensor:
+    """``ids`` and the distinct ids of ``more`` (not EOS, not a filler), at most :data:`SCREEN_IDS`."""
+    new = torch.unique(more)
+    new = new[(new >= 0) & (new != eos_id)]
+    merged = torch.unique(torch.cat([ids, new]))
+    return merged[:SCREEN_IDS]
 
 
 def _resolve(
     prediction: Prediction, span: torch.Tensor, eos_id: int, screen: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """``([B, T] argmax-is-EOS, [B, T] EOS probability)`` at the ``span`` columns (zeros elsewhere)."""
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``([B, T] argmax-is-EOS, [B, T] EOS probability, argmax ids of the full rows)`` at the ``span`` columns."""
     width = prediction.width
     index = read_index(span)
     valid = span.gather(1, index)
@@ -150,9 +158,12 @@ def _resolve(
     full = read_index(rows)
     hit = torch.zeros(span.shape, dtype=torch.bool, device=span.device)
     prob = torch.zeros(span.shape, dtype=torch.float32, device=span.device)
+    seen = full.reshape(-1)[:0]
     if full.shape[1]:
         values = prediction.logits_at(full)
         ok = rows.gather(1, full)
-        hit = hit.scatter(1, full, (values.argmax(-1) == eos_id) & ok)
+        top = values.argmax(-1)
+        hit = hit.scatter(1, full, (top == eos_id) & ok)
         prob = prob.scatter(1, full, torch.where(ok, prob_rows(values, eos_id), 0.0))
-    return hit & span, prob
+        seen = top[ok]
+    return hit & span, prob, seen
