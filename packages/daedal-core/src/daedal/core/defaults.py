@@ -255,14 +255,19 @@ class ModelPredict:
         return Prediction.from_source(source, state.reads)
 
 
+#: Set to True in ``state.stash`` to keep the run going one more step although no mask is left
+#: (a reproduced reference's trailing idle forward pass); ``NoMasksLeft`` honours it.
+HOLD_STOP = StashKey[bool]()
+
+
 @attrs.frozen
 class NoMasksLeft:
-    """Stop once no row holds a mask."""
+    """Stop once no row holds a mask (unless a policy holds the run open with :data:`HOLD_STOP`)."""
 
     @hookimpl
     def should_stop(self, state: State) -> bool:
         assert state.canvas is not None
-        return not bool(state.canvas.masked.any())
+        return not bool(state.canvas.masked.any()) and not state.stash.get(HOLD_STOP, False)
 
 
 def default_policies() -> list[object]:

@@ -24,10 +24,11 @@ import torch
 
 from daedal.core.errors import ConfigError
 
+from daedal.core.window import Window
+
 if TYPE_CHECKING:
     from daedal.core.adapter import ModelAdapter
     from daedal.core.canvas import Canvas, Expand, Remask, Unmask
-    from daedal.core.window import Window
 
 #: Cache strategies a session may be asked for (None: no cache).
 CACHES = ("prefix", "dual")
@@ -170,3 +171,164 @@ def expansion_sources(where: torch.Tensor, factor: int, width: int) -> torch.Ten
     cols = torch.arange(width, device=where.device).expand(where.shape[0], -1).contiguous()
     src = torch.searchsorted(ends, cols, right=True)
     return src.clamp(max=where.shape[1] - 1)
+
+
+@runtime_checkable
+class CacheBackend(Protocol):
+    """What a model provides so that :class:`CachedSession` can run it (hidden states, head, KV store).
+
+    A *store* is a list of tensors ``[B, X, T, D]`` (per layer keys and values before RoPE,
+    say) whose column axis is 2: the session gathers, shifts and merges rows of it.
+
+    Attributes:
+        shifted: The model's hidden row ``q`` predicts column ``q + 1`` (Dream).
+        vocab_size: Width of a logit row.
+    """
+
+    shifted: bool
+    vocab_size: int
+
+    def full(self, tokens: torch.Tensor, length: torch.Tensor, *, capture: bool) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """A full pass: ``([B, T, d] final hidden states, store)`` (an empty store unless ``capture``)."""
+        ...
+
+    def partial(
+        self, tokens: torch.Tensor, length: torch.Tensor, cols: torch.Tensor, store: list[torch.Tensor], *, write_back: bool
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Feed only ``cols`` (``[B, L]``), attending to ``store`` elsewhere: ``([B, L, d] hidden, store)``.
+
+        With ``write_back`` the returned store holds the fed columns' fresh entries.
+        """
+        ...
+
+    def head(self, hidden: torch.Tensor, ids: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits of hidden states ``[..., d]`` (``ids``: only those vocabulary entries)."""
+        ...
+
+
+class HiddenSource:
+    """A :class:`LogitSource` over final hidden states: the LM head runs only at the columns asked for."""
+
+    def __init__(self, backend: CacheBackend, hidden: torch.Tensor) -> None:
+        self.backend = backend
+        self.hidden = hidden
+        self.batch_size, self.width = hidden.shape[:2]
+        self.vocab_size = backend.vocab_size
+
+    def at(self, index: torch.Tensor, ids: torch.Tensor | None = None) -> torch.Tensor:
+        if self.backend.shifted:  # column i is predicted by hidden row i - 1 (row 0 by itself)
+            index = (index - 1).clamp(min=0)
+        rows = self.hidden.gather(1, index[..., None].expand(-1, -1, self.hidden.shape[-1]))
+        with torch.inference_mode():
+            return self.backend.head(rows, ids).float()
+
+    def dense(self) -> torch.Tensor:
+        with torch.inference_mode():
+            logits = self.backend.head(self.hidden).float()
+        if self.backend.shifted:
+            logits = torch.cat((logits[:, :1], logits[:, :-1]), dim=1)
+        return logits
+
+
+class CachedSession:
+    """A session over a :class:`CacheBackend`: hidden states once per pass, logits where read, KV caches.
+
+    Caches follow Fast-dLLM (prefix and dual), per row, with the step's window as the block.
+    When a row's window moves to a new block the row gets a full pass that also refills the
+    store. On later steps of the block only some columns are fed -- the block and everything
+    after it (``"prefix"``), or the block only (``"dual"``, whose fresh entries then replace
+    the stored ones) -- and the other columns attend from the store. The last hidden states
+    of every column are kept too, so a column not fed this pass (DAEDAL's EOS scan reads the
+    suffix) is read from its last computation. The store holds keys *before* RoPE, so an
+    insertion only moves entries (:func:`expansion_sources`); a remask empties the store
+    (the next pass is full). With ``cache=None`` every pass is full and nothing is kept.
+
+    Attributes:
+        passes: Model calls by kind (``"full"``, ``"partial"``), for tests and benchmarks.
+    """
+
+    def __init__(self, backend: CacheBackend, cache: str | None) -> None:
+        if cache is not None and cache not in CACHES:
+            raise ConfigError(f"`cache` must be None, 'prefix' or 'dual', got {cache!r}")
+        self.backend = backend
+        self.cache = cache
+        self.closed = False
+        self.passes = {"full": 0, "partial": 0}
+        self._reset()
+
+    def _reset(self) -> None:
+        self.store: list[torch.Tensor] = []
+        self.hidden: torch.Tensor | None = None
+        self.block: torch.Tensor | None = None  # [B] window start each row's store was built for
+
+    def forward(self, tokens: torch.Tensor, length: torch.Tensor, *, window: Window | None = None) -> LogitSource:
+        if self.closed:
+            raise RuntimeError("this model session is closed: a session serves one run only")
+        if self.cache is None or window is None:
+            self._reset()  # a pass outside the step loop (a length probe) leaves nothing to reuse
+            self.passes["full"] += 1
+            hidden, _ = self.backend.full(tokens, length, capture=False)
+            return HiddenSource(self.backend, hidden)
+        start, end = window.start.to(tokens.device), window.end.to(tokens.device)
+        fresh = self.hidden is None or self.block is None or self.hidden.shape[:2] != tokens.shape
+        # A row whose window moved to a new block is refreshed; a row with nothing to decide is not.
+        refresh = torch.ones_like(start, dtype=torch.bool) if fresh else (start != self.block) & (end > start)
+        if bool(refresh.all()):
+            self.passes["full"] += 1
+            self.hidden, self.store = self.backend.full(tokens, length, capture=True)
+            self.block = start.clone()
+        elif bool(refresh.any()):
+            rows = refresh.nonzero().squeeze(1)
+            self.passes["full"] += 1
+            sub_hidden, sub_store = self.backend.full(tokens[rows], length[rows], capture=True)
+            assert self.hidden is not None and self.block is not None
+            self.hidden = self.hidden.index_copy(0, rows, sub_hidden)
+            self.store = [t.index_copy(0, rows, s) for t, s in zip(self.store, sub_store, strict=True)]
+            self.block = torch.where(refresh, start, self.block)
+            self._partial(tokens, length, start, end, (~refresh).nonzero().squeeze(1))
+        else:
+            self._partial(tokens, length, start, end, None)
+        assert self.hidden is not None
+        return HiddenSource(self.backend, self.hidden)
+
+    def _partial(
+        self, tokens: torch.Tensor, length: torch.Tensor, start: torch.Tensor, end: torch.Tensor, rows: torch.Tensor | None
+    ) -> None:
+        assert self.hidden is not None
+        self.passes["partial"] += 1
+        store = self.store
+        if rows is not None:
+            tokens, length, start, end = tokens[rows], length[rows], start[rows], end[rows]
+            store = [t[rows] for t in store]
+        stop = end if self.cache == "dual" else torch.maximum(length, end)
+        count = (stop - start).clamp(min=1)
+        offsets = torch.arange(int(count.max()), device=tokens.device)
+        # Rows with fewer fed columns repeat their last one: a duplicate computes the same entries.
+        cols = (start[:, None] + torch.minimum(offsets[None, :], count[:, None] - 1)).clamp(max=tokens.shape[1] - 1)
+        fed, store = self.backend.partial(tokens, length, cols, store, write_back=self.cache == "dual")
+        index = cols[..., None].expand(-1, -1, fed.shape[-1])
+        if rows is None:
+            self.hidden = self.hidden.scatter(1, index, fed)
+            self.store = store
+        else:
+            self.hidden = self.hidden.index_copy(0, rows, self.hidden[rows].scatter(1, index, fed))
+            self.store = [t.index_copy(0, rows, s) for t, s in zip(self.store, store, strict=True)]
+
+    def applied(self, step: AppliedStep) -> None:
+        if self.cache is None or self.hidden is None:
+            return
+        if step.remask is not None and bool(step.remask.where.any()):
+            self._reset()  # committed tokens turned back into masks: the store no longer describes the canvas
+            return
+        if step.expand is None or not bool(step.expand.where.any()):
+            return
+        src = expansion_sources(step.expand.where, step.expand.factor, step.after.width)
+        rows = self.hidden.shape[0]
+        if rows != src.shape[0]:  # guidance stacks conditional and unconditional rows
+            src = src.repeat(rows // src.shape[0], 1)
+        self.hidden = self.hidden.gather(1, src[..., None].expand(-1, -1, self.hidden.shape[-1]))
+        self.store = [t.gather(2, src[:, None, :, None].expand(-1, t.shape[1], -1, t.shape[-1])) for t in self.store]
+
+    def close(self) -> None:
+        self._reset()
+        self.closed = True

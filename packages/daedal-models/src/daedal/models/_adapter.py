@@ -394,9 +394,9 @@ class HFAdapter:
         Raises:
             ConfigError: A cache was asked of a model loaded with ``trust_remote_code``.
         """
-        from daedal.core.session import DenseSession
+        from daedal.core.session import CachedSession, DenseSession
 
-        from daedal.models._session import NativeSession
+        from daedal.models._session import NativeBackend
 
         if not self.supports_sessions:
             if cache is not None:
@@ -405,7 +405,7 @@ class HFAdapter:
                     "remote code: load it without trust_remote_code, or use cache=None."
                 )
             return DenseSession(self)
-        return NativeSession(self, cache)
+        return CachedSession(NativeBackend(self), cache)
 
     def __repr__(self) -> str:
         return (

@@ -12,6 +12,7 @@ from daedal.policies._validate import (
     non_negative,
     unit_interval,
 )
+from daedal.policies.cache import KVCache, check_cache
 from daedal.policies.expand import LowConfidenceExpand
 from daedal.policies.length import EosConfidenceLength
 from daedal.policies.sampling import ClassifierFreeGuidance
@@ -49,6 +50,9 @@ class Daedal:
         temperature: Gumbel-max temperature (0: greedy).
         cfg_scale: Classifier-free guidance scale (0: off).
         reference_compat: Reproduce the reference implementation exactly.
+        cache: None, ``"prefix"`` or ``"dual"``: a KV cache for stage 2 (insertions fall inside the
+            current block, so the cached prefix stays valid and the dual cache's suffix shifts with
+            them; see :mod:`daedal.policies.cache`).
     """
 
     initial_gen_length: int = attrs.field(default=64, validator=int_at_least(1))
@@ -63,6 +67,7 @@ class Daedal:
     temperature: float = attrs.field(default=0.0, validator=non_negative)
     cfg_scale: float = attrs.field(default=0.0, validator=non_negative)
     reference_compat: bool = attrs.field(default=False, validator=boolean)
+    cache: str | None = attrs.field(default=None, validator=check_cache)
 
     def __attrs_post_init__(self) -> None:
         initial_within_max(self.initial_gen_length, self.max_gen_length)
@@ -98,4 +103,6 @@ class Daedal:
             parts.append(GumbelTemperature(temperature=self.temperature, precision="float32"))
         if self.cfg_scale > 0:
             parts.append(ClassifierFreeGuidance(scale=self.cfg_scale))
+        if self.cache is not None:
+            parts.append(KVCache(kind=self.cache))
         return parts

@@ -12,8 +12,8 @@ current block every step commits
 
 Confidences are softmax probabilities in fp64 as in the reference; proposals may come from
 a Gumbel temperature wrapper. A block takes as many steps as it needs, so the forward-pass
-count is data-dependent. Ties go to the lowest column. The prefix and dual KV caches
-(c.2, c.3) are adapter features and not part of these policies.
+count is data-dependent. Ties go to the lowest column. ``FastDllm(cache="prefix" | "dual")``
+adds Fast-dLLM's KV caches (c.2, c.3; :mod:`daedal.policies.cache`).
 """
 
 from __future__ import annotations
@@ -32,6 +32,14 @@ def _ranks(score: torch.Tensor) -> torch.Tensor:
     ranks = torch.empty_like(order)
     ranks.scatter_(1, order, torch.arange(order.shape[1], device=order.device).expand_as(order))
     return ranks
+
+
+def fp64_confidence(prediction: Prediction) -> torch.Tensor:
+    """``[B, T]`` fp64 softmax probability of each proposal, as Fast-dLLM computes it (NaN where not computed)."""
+    logits = prediction.values.double()
+    proposed = prediction.gather(prediction.tokens).clamp(min=0)
+    picked = logits.gather(-1, proposed.unsqueeze(-1)).squeeze(-1)
+    return prediction.scatter(torch.exp(picked - torch.logsumexp(logits, -1)), float("nan"))
 
 
 @attrs.frozen(kw_only=True)
@@ -64,10 +72,7 @@ class ParallelUnmask:
         canvas, window = state.canvas, state.window
         assert canvas is not None and window is not None
         candidates = canvas.masked & window.mask(canvas.width)
-        logits = prediction.values.double()
-        proposed = prediction.gather(prediction.tokens).clamp(min=0)
-        picked = logits.gather(-1, proposed.unsqueeze(-1)).squeeze(-1)
-        conf = prediction.scatter(torch.exp(picked - torch.logsumexp(logits, -1)), float("nan")).double()
+        conf = fp64_confidence(prediction)
         score = conf.masked_fill(~candidates, float("-inf"))
         ranks = _ranks(score)
         if self.threshold is not None:
@@ -95,6 +100,8 @@ class FastDllm:
         threshold: Confidence threshold (default 0.9); None when ``factor`` is used.
         factor: Factor of the factor-based rule (None: threshold rule).
         temperature: Gumbel-max temperature (fp64 noise, as the reference).
+        cache: None, ``"prefix"`` or ``"dual"``: ``generate_with_prefix_cache`` /
+            ``generate_with_dual_cache`` (see :mod:`daedal.policies.cache`).
     """
 
     gen_length: int = attrs.field(default=256, validator=int_at_least(1))
@@ -102,8 +109,12 @@ class FastDllm:
     threshold: float | None = attrs.field(default=0.9, validator=optional(unit_interval))
     factor: float | None = attrs.field(default=None, validator=optional(positive))
     temperature: float = attrs.field(default=0.0, validator=non_negative)
+    cache: str | None = attrs.field(default=None)
 
     def __attrs_post_init__(self) -> None:
+        from daedal.policies.cache import check_cache
+
+        check_cache(self, attrs.fields(FastDllm).cache, self.cache)
         if self.gen_length % self.block_length:
             raise ConfigError(
                 f"`block_length` {self.block_length} does not divide `gen_length` {self.gen_length}: "
@@ -113,11 +124,20 @@ class FastDllm:
 
     def parts(self) -> list[object]:
         """The policies this bundle stands for."""
-        parts: list[object] = [
-            FixedLength(gen_length=self.gen_length),
-            BlockPointer(block_length=self.block_length),
-            ParallelUnmask(threshold=self.threshold, factor=self.factor),
-        ]
+        parts: list[object] = [FixedLength(gen_length=self.gen_length)]
+        if self.cache is None:
+            parts += [
+                BlockPointer(block_length=self.block_length),
+                ParallelUnmask(threshold=self.threshold, factor=self.factor),
+            ]
+        else:
+            from daedal.policies.cache import CachedBlocks, CachedParallelUnmask, KVCache
+
+            parts += [
+                CachedBlocks(block_length=self.block_length),
+                CachedParallelUnmask(threshold=self.threshold, factor=self.factor),
+                KVCache(kind=self.cache),
+            ]
         if self.temperature > 0:
             parts.append(GumbelTemperature(temperature=self.temperature, precision="float64"))
         return parts

@@ -21,6 +21,7 @@ import attrs
 
 from daedal.core import ConfigError, FixedLength, GumbelTemperature, SemiAutoregressive
 from daedal.policies._validate import boolean, int_at_least, non_negative, one_of
+from daedal.policies.cache import BlockQuotaUnmask, CachedBlocks, KVCache, check_cache
 from daedal.policies.padding import LeftPaddedFixedLength
 from daedal.policies.sampling import ClassifierFreeGuidance
 
@@ -50,6 +51,9 @@ class LLaDADecoding:
         cfg_scale: Classifier-free guidance scale (0: off; one extra forward pass per step).
         remasking: ``"low_confidence"`` or ``"random"``.
         reference_compat: The DAEDAL repository's baseline variant (see the module).
+        cache: None, ``"prefix"`` or ``"dual"``: Fast-dLLM's ``generate_with_prefix_cache`` /
+            ``generate_with_dual_cache`` (each block runs until it holds no mask, with LLaDA's
+            per-block transfer schedule; see :mod:`daedal.policies.cache`).
     """
 
     gen_length: int = attrs.field(default=128, validator=int_at_least(1))
@@ -61,6 +65,7 @@ class LLaDADecoding:
         default="low_confidence", validator=one_of("low_confidence", "random")
     )
     reference_compat: bool = attrs.field(default=False, validator=boolean)
+    cache: str | None = attrs.field(default=None, validator=check_cache)
 
     def __attrs_post_init__(self) -> None:
         if self.gen_length % self.block_length:
@@ -89,10 +94,16 @@ class LLaDADecoding:
             if self.reference_compat
             else FixedLength(gen_length=self.gen_length)
         )
-        parts: list[object] = [
-            length,
-            LLaDASchedule(block_length=self.block_length, steps=self.total_steps, remasking=self.remasking),
-        ]
+        blocks = self.gen_length // self.block_length
+        parts: list[object] = [length]
+        if self.cache is None:
+            parts.append(LLaDASchedule(block_length=self.block_length, steps=self.total_steps, remasking=self.remasking))
+        else:
+            parts += [
+                CachedBlocks(block_length=self.block_length),
+                BlockQuotaUnmask(steps_per_block=self.total_steps // blocks, remasking=self.remasking),
+                KVCache(kind=self.cache),
+            ]
         if self.temperature > 0:
             precision: Literal["float64", "float32"] = "float32" if self.reference_compat else "float64"
             parts.append(GumbelTemperature(temperature=self.temperature, precision=precision))
