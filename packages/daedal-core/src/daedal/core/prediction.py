@@ -34,6 +34,12 @@ class Prediction:
     ``tokens`` is the proposed id of each column: the argmax by default, or a sample when a
     temperature wrapper is active. Confidences always come from the un-noised softmax.
 
+    The proposal rule: once the ``predict`` hook has answered, the engine replaces every
+    proposal that equals the mask id by the most likely other id (:func:`best_non_mask`),
+    so the ``tokens`` a fill rule reads are never the mask id. What the hook proposed stays
+    available as ``raw_tokens`` (and the plain argmax as ``argmax``), for reference
+    reproductions whose reference treats a mask proposal its own way.
+
     Args:
         logits: ``[B, T, V]`` (dense) or, with ``index``, ``[B, K, V]`` logits at the columns
             ``index`` (sparse). fp32 after the engine's ``predict``.
@@ -43,6 +49,10 @@ class Prediction:
         width: Canvas width ``T`` of a sparse prediction.
         source: Computes logits at further columns (the same transforms applied), which
             lets a reader such as DAEDAL's EOS scan extend a sparse prediction.
+        peak: ``[B, T]`` the largest logit of each column, when already computed (``greedy``
+            does); the engine's finiteness check reuses it.
+        replaced: ``[B, T]`` the proposals before the engine replaced mask-id proposals (None
+            when none was replaced).
     """
 
     def __init__(
@@ -54,6 +64,8 @@ class Prediction:
         index: torch.Tensor | None = None,
         width: int | None = None,
         source: Source | None = None,
+        peak: torch.Tensor | None = None,
+        replaced: torch.Tensor | None = None,
     ) -> None:
         self._values = logits
         self.tokens = tokens
@@ -61,6 +73,15 @@ class Prediction:
         self._index = index
         self.width = logits.shape[1] if index is None else int(width if width is not None else tokens.shape[1])
         self._source = source
+        self.peak = peak
+        self.replaced = replaced
+
+    def __repr__(self) -> str:
+        b, k, v = (tuple(self._values.shape) + (0, 0, 0))[:3]
+        extra = "" if self._index is None else f", computed at {k} columns"
+        extra += ", sampled" if self.sampled else ""
+        extra += ", mask proposals replaced" if self.replaced is not None else ""
+        return f"Prediction(batch={b}, width={self.width}, vocab={v}{extra})"
 
     # -- construction ----------------------------------------------------------------
 
@@ -68,7 +89,9 @@ class Prediction:
     def greedy(cls, logits: torch.Tensor) -> Prediction:
         """Take the argmax (lowest id on ties) as each column's proposal."""
         logits = logits.float()
-        return cls(logits=logits, tokens=logits.argmax(-1))
+        # One reduction gives both the argmax and the peak the engine's finiteness check reads.
+        peak, tokens = logits.max(-1)
+        return cls(logits=logits, tokens=tokens, peak=peak)
 
     @classmethod
     def from_source(cls, source: LogitSource, reads: torch.Tensor | None) -> Prediction:
@@ -83,8 +106,10 @@ class Prediction:
 
     @classmethod
     def _sparse_greedy(cls, values: torch.Tensor, index: torch.Tensor, width: int, source: Source | None) -> Prediction:
-        tokens = _scatter(values.argmax(-1), index, width, -1)
-        return cls(logits=values, tokens=tokens, index=index, width=width, source=source)
+        peak, top = values.max(-1)
+        tokens = _scatter(top, index, width, -1)
+        # Columns not computed get a finite peak: the engine checks finiteness where logits exist.
+        return cls(logits=values, tokens=tokens, index=index, width=width, source=source, peak=_scatter(peak, index, width, 0.0))
 
     def with_logits(self, logits: torch.Tensor) -> Prediction:
         """The same prediction with new dense logits and greedy proposals (for logit transforms)."""
@@ -135,8 +160,34 @@ class Prediction:
     def resampled(self, tokens: torch.Tensor) -> Prediction:
         """The same logits with sampled proposals ``tokens`` (``[B, T]``)."""
         return Prediction(
-            self._values, tokens, True, index=self._index, width=self.width, source=self._source
+            self._values, tokens, True, index=self._index, width=self.width, source=self._source, peak=self.peak
         )
+
+    def without_mask_proposals(self, mask_id: int) -> Prediction:
+        """The proposal rule: every proposal equal to ``mask_id`` replaced by the best other id."""
+        hit = self.tokens == mask_id
+        _, other = best_non_mask(self._values, mask_id)
+        other = self.scatter(other, -1)
+        return Prediction(
+            self._values,
+            torch.where(hit, other, self.tokens),
+            self.sampled,
+            index=self._index,
+            width=self.width,
+            source=self._source,
+            peak=self.peak,
+            replaced=self.tokens,
+        )
+
+    @property
+    def raw_tokens(self) -> torch.Tensor:
+        """``[B, T]`` the proposals as the ``predict`` hook returned them (they may be the mask id)."""
+        return self.tokens if self.replaced is None else self.replaced
+
+    @cached_property
+    def raw_confidence(self) -> torch.Tensor:
+        """``[B, T]`` softmax probability of each raw proposal (``raw_tokens``)."""
+        return self.confidence if self.replaced is None else self.prob_of(self.replaced)
 
     # -- the store ----------------------------------------------------------------------
 
@@ -216,9 +267,9 @@ class Prediction:
 
     @cached_property
     def argmax(self) -> torch.Tensor:
-        """``[B, T]`` raw argmax of the logits (the proposals themselves unless sampled)."""
+        """``[B, T]`` raw argmax of the logits (it may be the mask id; the raw proposals unless sampled)."""
         if not self.sampled:
-            return self.tokens
+            return self.raw_tokens
         return self.scatter(self._values.argmax(-1), -1)
 
     @cached_property
@@ -286,3 +337,21 @@ def _pick(values: torch.Tensor, ids: torch.Tensor | int) -> torch.Tensor:
 def probability_of(logits: torch.Tensor, ids: torch.Tensor | int) -> torch.Tensor:
     """``[B, T]`` softmax probability of ``ids`` under raw ``logits`` (fp32), by the fastest exact route."""
     return prob_rows(logits.float(), ids)
+
+
+def best_non_mask(logits: torch.Tensor, mask_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(probability, token)`` of the most likely id other than ``mask_id`` at each slot.
+
+    The one helper behind the proposal rule: the engine uses it to replace mask-id
+    proposals, and fill rules that need a fallback use it too. The probability is
+    renormalised without the mask id (DAEDAL's fallback ranks slots by it). ``logits`` are
+    any ``[..., V]`` rows (a dense prediction's logits or a sparse one's ``values``).
+    """
+    no_mask = logits.index_fill(-1, torch.tensor([mask_id], device=logits.device), float("-inf"))
+    top, token = no_mask.max(-1)
+    return torch.exp(top - torch.logsumexp(no_mask, -1)), token
+
+
+def without_mask_proposals(prediction: Prediction, mask_id: int) -> Prediction:
+    """The proposal rule: ``prediction`` with every proposal equal to ``mask_id`` replaced by the best other id."""
+    return prediction.without_mask_proposals(mask_id)

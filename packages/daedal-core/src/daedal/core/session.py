@@ -65,7 +65,18 @@ class DenseSource:
 
     def __init__(self, logits: torch.Tensor) -> None:
         self.logits = logits
-        self.batch_size, self.width, self.vocab_size = logits.shape
+
+    @property
+    def batch_size(self) -> int:
+        return self.logits.shape[0]
+
+    @property
+    def width(self) -> int:
+        return self.logits.shape[1]
+
+    @property
+    def vocab_size(self) -> int:
+        return self.logits.shape[-1]
 
     def at(self, index: torch.Tensor, ids: torch.Tensor | None = None) -> torch.Tensor:
         rows = self.logits.gather(1, index[..., None].expand(-1, -1, self.vocab_size))

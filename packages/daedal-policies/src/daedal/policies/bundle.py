@@ -100,7 +100,10 @@ class Daedal:
             ),
         ]
         if self.temperature > 0:
-            parts.append(GumbelTemperature(temperature=self.temperature, precision="float32"))
+            # The reference draws its noise over the batch tensor; the default mode draws per row,
+            # so a row samples the same tokens in any batch.
+            streams = "batch" if self.reference_compat else "rows"
+            parts.append(GumbelTemperature(temperature=self.temperature, precision="float32", streams=streams))
         if self.cfg_scale > 0:
             parts.append(ClassifierFreeGuidance(scale=self.cfg_scale))
         if self.cache is not None:

@@ -26,6 +26,7 @@ import torch
 
 from daedal.core import Prediction, StashKey, State, Unmask, Window, hookimpl
 from daedal.core.defaults import HOLD_STOP, top_k_unmask
+from daedal.core.hookspecs import IDLE_STEPS
 from daedal.policies._validate import int_at_least, one_of
 from daedal.policies.fast_dllm import ParallelUnmask, fp64_confidence
 from daedal.policies.unmask import BlockPointer
@@ -125,7 +126,7 @@ class CachedBlocks:
 class CachedParallelUnmask(ParallelUnmask):
     """:class:`~daedal.policies.ParallelUnmask` allowing the idle steps of :class:`CachedBlocks`."""
 
-    allows_idle_steps: ClassVar[bool] = True
+    daedal_capabilities: ClassVar[frozenset[str]] = frozenset({IDLE_STEPS})
 
 
 @attrs.frozen(kw_only=True)
@@ -142,7 +143,7 @@ class BlockQuotaUnmask:
         remasking: ``"low_confidence"`` or ``"random"``.
     """
 
-    allows_idle_steps: ClassVar[bool] = True
+    daedal_capabilities: ClassVar[frozenset[str]] = frozenset({IDLE_STEPS})
 
     steps_per_block: int = attrs.field(default=32, validator=int_at_least(1))
     remasking: Literal["low_confidence", "random"] = attrs.field(
@@ -178,5 +179,5 @@ class BlockQuotaUnmask:
         if self.remasking == "low_confidence":
             score = fp64_confidence(prediction)  # Fast-dLLM ranks by an fp64 softmax
         else:
-            score = torch.rand(canvas.tokens.shape, generator=state.generator, device=canvas.device)
+            score = state.uniform(canvas.tokens.shape, batch=True)
         return top_k_unmask(score, candidates, quota, prediction.tokens, canvas.mask_id)

@@ -68,7 +68,7 @@ class LowConfidenceExpand:
         else:
             room = canvas.length + (self.expansion_factor - 1) <= canvas.max_length
         wants = eos < self.expand_eos_confidence_threshold
-        conf = prediction.confidence
+        conf = prediction.raw_confidence  # DAEDAL ranks the raw proposals' confidences (§6 step 7)
         candidates = canvas.masked & window.mask(canvas.width) & ~unmask.where & (conf < self.low_conf_threshold)
         candidates = candidates & wants[:, None]
         if state.stash.get(CAP_BINDS, False) and bool((candidates.any(1) & ~room).any()):

@@ -87,7 +87,8 @@ class ParallelUnmask:
             first = first_true(fails)
             n = torch.where(first >= count - 1, count, first)
             where = candidates & (ranks < n[:, None])
-        return Unmask(where=where & (prediction.tokens != canvas.mask_id), tokens=prediction.tokens)
+        # The engine's proposals are never the mask id: every selected slot is committed.
+        return Unmask(where=where, tokens=prediction.tokens)
 
 
 @attrs.frozen(kw_only=True)

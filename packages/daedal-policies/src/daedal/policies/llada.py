@@ -15,7 +15,7 @@ of the core's ``FixedLength``, ``SemiAutoregressive`` and ``GumbelTemperature``,
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Literal
 
 import attrs
 
@@ -28,13 +28,12 @@ from daedal.policies.sampling import ClassifierFreeGuidance
 
 @attrs.frozen(kw_only=True)
 class LLaDASchedule(SemiAutoregressive):
-    """The core's ``SemiAutoregressive``, allowing steps whose quota is zero.
+    """The core's ``SemiAutoregressive``, with steps whose quota is zero.
 
     With more steps per block than masks, LLaDA's transfer schedule gives some steps a
-    quota of 0: they still run a forward pass and commit nothing, as in the reference.
+    quota of 0: they still run a forward pass and commit nothing, as in the reference
+    (the core class declares the ``IDLE_STEPS`` capability for this).
     """
-
-    allows_idle_steps: ClassVar[bool] = True
 
 
 @attrs.frozen(kw_only=True)
@@ -54,6 +53,8 @@ class LLaDADecoding:
         cache: None, ``"prefix"`` or ``"dual"``: Fast-dLLM's ``generate_with_prefix_cache`` /
             ``generate_with_dual_cache`` (each block runs until it holds no mask, with LLaDA's
             per-block transfer schedule; see :mod:`daedal.policies.cache`).
+        streams: ``"batch"`` (the reference's draws over the batch tensor) or ``"rows"``
+            (per-row streams: sampling and random remasking do not depend on the batch).
     """
 
     gen_length: int = attrs.field(default=128, validator=int_at_least(1))
@@ -66,6 +67,7 @@ class LLaDADecoding:
     )
     reference_compat: bool = attrs.field(default=False, validator=boolean)
     cache: str | None = attrs.field(default=None, validator=check_cache)
+    streams: Literal["batch", "rows"] = attrs.field(default="batch", validator=one_of("batch", "rows"))
 
     def __attrs_post_init__(self) -> None:
         if self.gen_length % self.block_length:
@@ -97,7 +99,9 @@ class LLaDADecoding:
         blocks = self.gen_length // self.block_length
         parts: list[object] = [length]
         if self.cache is None:
-            parts.append(LLaDASchedule(block_length=self.block_length, steps=self.total_steps, remasking=self.remasking))
+            parts.append(LLaDASchedule(
+                    block_length=self.block_length, steps=self.total_steps, remasking=self.remasking, streams=self.streams
+                ))
         else:
             parts += [
                 CachedBlocks(block_length=self.block_length),
@@ -106,7 +110,7 @@ class LLaDADecoding:
             ]
         if self.temperature > 0:
             precision: Literal["float64", "float32"] = "float32" if self.reference_compat else "float64"
-            parts.append(GumbelTemperature(temperature=self.temperature, precision=precision))
+            parts.append(GumbelTemperature(temperature=self.temperature, precision=precision, streams=self.streams))
         if self.cfg_scale > 0:
             parts.append(ClassifierFreeGuidance(scale=self.cfg_scale))
         return parts

@@ -19,6 +19,17 @@ import attrs
 import torch
 
 from daedal.core import Canvas, Prediction, State, Unmask, Window, hookimpl
+from daedal.core.prediction import best_non_mask
+
+__all__ = [
+    "BlockPointer",
+    "ThresholdUnmask",
+    "best_non_mask",
+    "commit_all",
+    "first_true",
+    "one_hot_columns",
+    "threshold_fill",
+]
 from daedal.policies._validate import int_at_least, unit_interval
 
 
@@ -33,13 +44,6 @@ def one_hot_columns(index: torch.Tensor, width: int) -> torch.Tensor:
     return torch.arange(width, device=index.device) == index[:, None]
 
 
-def best_non_mask(logits: torch.Tensor, mask_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(probability, token)`` of the most likely non-mask id, renormalised without the mask id."""
-    no_mask = logits.index_fill(-1, torch.tensor([mask_id], device=logits.device), float("-inf"))
-    top, token = no_mask.max(-1)
-    return torch.exp(top - torch.logsumexp(no_mask, -1)), token
-
-
 def best_non_mask_of(prediction: Prediction, mask_id: int) -> tuple[torch.Tensor, torch.Tensor]:
     """:func:`best_non_mask` per column of a dense or sparse prediction (``[B, T]`` each; NaN / -1 where not computed)."""
     prob, token = best_non_mask(prediction.values, mask_id)
@@ -49,9 +53,14 @@ def best_non_mask_of(prediction: Prediction, mask_id: int) -> tuple[torch.Tensor
 def threshold_fill(
     prediction: Prediction, candidates: torch.Tensor, threshold: float, mask_id: int
 ) -> Unmask:
-    """DAEDAL's fill rule (``daedal.md`` §6 step 6) on the ``candidates`` of each row."""
-    proposal = prediction.tokens
-    conf = prediction.confidence
+    """DAEDAL's fill rule (``daedal.md`` §6 step 6) on the ``candidates`` of each row.
+
+    DAEDAL has its own rule for a mask proposal (skip it; if only mask proposals are left,
+    take the best other id of the slot whose renormalised best other id is the most
+    likely), so it reads the raw proposals; its fallback uses the core's ``best_non_mask``.
+    """
+    proposal = prediction.raw_tokens
+    conf = prediction.raw_confidence
     usable = candidates & (proposal != mask_id)
     fill = usable & (conf > threshold)
     needs = candidates.any(1) & ~fill.any(1)
@@ -71,14 +80,8 @@ def threshold_fill(
 
 
 def commit_all(canvas: Canvas, prediction: Prediction) -> Unmask:
-    """Commit every masked slot with its proposal (the best non-mask id where the proposal is the mask id)."""
-    where = canvas.masked
-    tokens = prediction.tokens
-    bad = where & (tokens == canvas.mask_id)
-    if bool(bad.any()):
-        _, token = best_non_mask_of(prediction, canvas.mask_id)
-        tokens = torch.where(bad, token, tokens)
-    return Unmask(where=where, tokens=tokens)
+    """Commit every masked slot with its proposal (never the mask id: the engine's proposal rule)."""
+    return Unmask(where=canvas.masked, tokens=prediction.tokens)
 
 
 @attrs.frozen(kw_only=True)
