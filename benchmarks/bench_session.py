@@ -20,7 +20,7 @@ Run from the repository root (1 thread; results print as a table)::
 
     python benchmarks/bench_session.py sparse --max-gen-length 64
     python benchmarks/bench_session.py memory
-    python benchmarks/bench_session.py cache --examples 64
+    python benchmarks/bench_session.py cache --per-family 16
 """
 
 from __future__ import annotations
@@ -165,42 +165,42 @@ def memory(args: argparse.Namespace) -> None:
 
 def cache(args: argparse.Namespace) -> None:
     from daedal.core import Engine
-    from daedal.models.bundled import load
-    from daedal.models.bundled.quality import held_out
+    from daedal.models import bundled
+    from daedal.models.bundled import tasks
     from daedal.policies import Daedal, LLaDADecoding
 
     torch.set_num_threads(1)
-    adapter = load()
-    examples = held_out(args.examples)
-    configs: list[tuple[str, object]] = []
+    adapter = bundled.load()
+    data = tasks.heldout_set(args.per_family)
+    settings = bundled.daedal_settings()
+    configs: list[tuple[str, str, object]] = []
     for c in (None, "prefix", "dual"):
-        configs.append((f"LLaDADecoding cache={c}", LLaDADecoding(gen_length=64, steps=64, block_length=16, cache=c)))
+        configs.append(("llada", f"LLaDADecoding(64, 64, 16, cache={c})",
+                        LLaDADecoding(gen_length=64, steps=64, block_length=16, cache=c)))
     for c in (None, "prefix", "dual"):
-        configs.append((f"Daedal cache={c}", Daedal(cache=c, **_bundled_daedal())))
-    print(f"bundled tiny model, {len(examples)} held-out examples, batch {args.batch}, 1 thread")
-    print(f"{'decoder':<30}{'wall s':>8}{'speed-up':>10}{'exact %':>9}{'passes':>8}{'tok/gen':>9}")
+        configs.append(("daedal", f"Daedal(cache={c})", Daedal(**settings, cache=c)))
+    print(f"bundled tiny model, {len(data)} held-out examples, batch {args.batch}, 1 thread")
+    print(f"{'decoder':<36}{'wall s':>8}{'cpu s':>8}{'speed-up':>10}{'exact %':>9}{'passes':>8}{'fed/gen':>9}")
     base: dict[str, float] = {}
-    for name, policy in configs:
+    for family, name, policy in configs:
         engine = Engine(adapter, [policy])
-        wall = passes = canvas = generated = correct = 0.0
-        for i in range(0, len(examples), args.batch):
-            chunk = examples[i : i + args.batch]
-            result = engine.generate([e.prompt for e in chunk])
+        wall = cpu = passes = fed = generated = correct = 0.0
+        for i in range(0, len(data), args.batch):
+            chunk = data[i : i + args.batch]
+            c0 = time.process_time()
+            result = engine.generate([d["prompt"] for d in chunk])
+            cpu += time.process_time() - c0
             wall += result.stats.wall_time
             passes += result.stats.forward_passes
-            canvas += result.stats.canvas_tokens
+            fed += result.stats.canvas_tokens
             generated += result.stats.generated_tokens
-            correct += sum(e.score(text) for e, text in zip(chunk, result.texts or [], strict=True))
-        family = name.split()[0]
-        base.setdefault(family, wall)
-        print(f"{name:<30}{wall:>8.2f}{base[family] / wall:>9.2f}x{100 * correct / len(examples):>9.1f}"
-              f"{passes:>8.0f}{canvas / max(generated, 1):>9.1f}")
-
-
-def _bundled_daedal() -> dict[str, Any]:
-    from daedal.models.bundled import RECOMMENDED_DAEDAL
-
-    return dict(RECOMMENDED_DAEDAL)
+            texts = result.texts or []
+            correct += sum(tasks.score(d["family"], d["prompt"], t) for d, t in zip(chunk, texts, strict=True))
+        base.setdefault(family, cpu)
+        print(f"{name:<36}{wall:>8.2f}{cpu:>8.2f}{base[family] / cpu:>9.2f}x{100 * correct / len(data):>9.1f}"
+              f"{passes:>8.0f}{fed / max(generated, 1):>9.1f}")
+    print("speed-up: CPU time against the same decoder without a cache; fed/gen: token positions the model "
+          "processed per generated token; passes: forward passes summed over batches")
 
 
 def main() -> None:
@@ -210,7 +210,7 @@ def main() -> None:
     parser.add_argument("--max-gen-length", type=int, default=64)
     parser.add_argument("--initial", type=int, default=32)
     parser.add_argument("--steps", type=int, default=0, help="stop after this many steps (memory runs)")
-    parser.add_argument("--examples", type=int, default=64)
+    parser.add_argument("--per-family", type=int, default=16, help="held-out examples per task family (cache)")
     parser.add_argument("--path", choices=["dense", "sparse"], default="sparse")
     parser.add_argument("--reference-compat", action="store_true")
     args = parser.parse_args()

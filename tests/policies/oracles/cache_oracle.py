@@ -39,7 +39,7 @@ class CacheToy(ToyModel):
     def __call__(self, tokens: torch.Tensor, length: torch.Tensor) -> torch.Tensor:
         h2 = _context(self, _layer2(self, tokens, _context(self, tokens, length)), length)
         cols = torch.arange(tokens.shape[1]).expand_as(tokens)
-        return _logits(self, tokens, cols, h2, length)
+        return _logits(self, tokens, cols, h2[:, None].expand_as(tokens), length[:, None].expand_as(tokens))
 
 
 def _logits(model: ToyModel, tok: torch.Tensor, col: torch.Tensor, h: torch.Tensor, length: torch.Tensor) -> torch.Tensor:
@@ -62,6 +62,8 @@ class ToyBackend:
         self.model = model
         self.vocab_size = model.vocab_size
         self.calls: list[tuple[str, tuple[int, ...]]] = []
+        #: ``[B, K]`` of every LM-head call (``K == T`` is a whole-canvas logit tensor).
+        self.heads: list[tuple[int, ...]] = []
 
     def _hidden(self, tok: torch.Tensor, col: torch.Tensor, h: torch.Tensor, length: torch.Tensor) -> torch.Tensor:
         return torch.stack([tok, col, h[:, None].expand_as(tok), length[:, None].expand_as(tok)], -1).float()
@@ -85,6 +87,7 @@ class ToyBackend:
         return hidden, [_entry(keys1), _entry(keys2)] if write_back else store
 
     def head(self, hidden, ids=None):  # type: ignore[no-untyped-def]
+        self.heads.append(tuple(hidden.shape[:-1]))
         tok, col, h, length = hidden.long().unbind(-1)
         out = _logits(self.model, tok, col, h, length)
         return out if ids is None else out.index_select(-1, ids)

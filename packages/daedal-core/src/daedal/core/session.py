@@ -170,6 +170,19 @@ def open_session(adapter: ModelAdapter, *, cache: str | None = None) -> ModelSes
     return session
 
 
+def fed_columns(feed: torch.Tensor) -> torch.Tensor:
+    """``[B, L]`` the True columns of ``feed`` in column order; shorter rows repeat their last one.
+
+    A repeated column computes the same entries again, so padding never feeds a column a row
+    did not ask for.
+    """
+    count = feed.sum(1)
+    width = max(int(count.max()), 1)
+    order = torch.sort((~feed).to(torch.int8), dim=1, stable=True).indices[:, :width]
+    last = order.gather(1, (count - 1).clamp(min=0)[:, None])
+    return torch.where(torch.arange(width, device=feed.device)[None, :] < count[:, None], order, last)
+
+
 def expansion_sources(where: torch.Tensor, factor: int, width: int) -> torch.Tensor:
     """``[B, width]`` column of the pre-step canvas each post-expansion column comes from.
 
@@ -220,9 +233,11 @@ class CacheBackend(Protocol):
 class HiddenSource:
     """A :class:`LogitSource` over final hidden states: the LM head runs only at the columns asked for."""
 
-    def __init__(self, backend: CacheBackend, hidden: torch.Tensor) -> None:
+    def __init__(self, backend: CacheBackend, hidden: torch.Tensor, fed_tokens: int | None = None) -> None:
         self.backend = backend
         self.hidden = hidden
+        #: Token positions the pass processed (all of them unless cached).
+        self.fed_tokens = hidden.shape[0] * hidden.shape[1] if fed_tokens is None else fed_tokens
         self.batch_size, self.width = hidden.shape[:2]
         self.vocab_size = backend.vocab_size
 
@@ -271,6 +286,9 @@ class CachedSession:
         self.store: list[torch.Tensor] = []
         self.hidden: torch.Tensor | None = None
         self.block: torch.Tensor | None = None  # [B] window start each row's store was built for
+        # [B, T] columns committed since their entries were computed and moved out of the block by
+        # an insertion (dual cache): the next cached pass feeds them along with the block.
+        self.dirty: torch.Tensor | None = None
 
     def forward(self, tokens: torch.Tensor, length: torch.Tensor, *, window: Window | None = None) -> LogitSource:
         if self.closed:
@@ -280,6 +298,7 @@ class CachedSession:
             self.passes["full"] += 1
             hidden, _ = self.backend.full(tokens, length, capture=False)
             return HiddenSource(self.backend, hidden)
+        self._fed = 0
         start, end = window.start.to(tokens.device), window.end.to(tokens.device)
         fresh = self.hidden is None or self.block is None or self.hidden.shape[:2] != tokens.shape
         # A row whose window moved to a new block is refreshed; a row with nothing to decide is not.
@@ -288,9 +307,11 @@ class CachedSession:
             self.passes["full"] += 1
             self.hidden, self.store = self.backend.full(tokens, length, capture=True)
             self.block = start.clone()
+            self._fed = tokens.numel()
         elif bool(refresh.any()):
             rows = refresh.nonzero().squeeze(1)
             self.passes["full"] += 1
+            self._fed += rows.numel() * tokens.shape[1]
             sub_hidden, sub_store = self.backend.full(tokens[rows], length[rows], capture=True)
             assert self.hidden is not None and self.block is not None
             self.hidden = self.hidden.index_copy(0, rows, sub_hidden)
@@ -300,7 +321,7 @@ class CachedSession:
         else:
             self._partial(tokens, length, start, end, None)
         assert self.hidden is not None
-        return HiddenSource(self.backend, self.hidden)
+        return HiddenSource(self.backend, self.hidden, self._fed)
 
     def _partial(
         self, tokens: torch.Tensor, length: torch.Tensor, start: torch.Tensor, end: torch.Tensor, rows: torch.Tensor | None
@@ -312,11 +333,18 @@ class CachedSession:
             tokens, length, start, end = tokens[rows], length[rows], start[rows], end[rows]
             store = [t[rows] for t in store]
         stop = end if self.cache == "dual" else torch.maximum(length, end)
-        count = (stop - start).clamp(min=1)
-        offsets = torch.arange(int(count.max()), device=tokens.device)
-        # Rows with fewer fed columns repeat their last one: a duplicate computes the same entries.
-        cols = (start[:, None] + torch.minimum(offsets[None, :], count[:, None] - 1)).clamp(max=tokens.shape[1] - 1)
+        columns = torch.arange(tokens.shape[1], device=tokens.device)
+        feed = (columns >= start[:, None]) & (columns < stop[:, None])
+        if self.cache == "dual" and self.dirty is not None:
+            feed = feed | (self.dirty if rows is None else self.dirty[rows])
+        cols = fed_columns(feed)
         fed, store = self.backend.partial(tokens, length, cols, store, write_back=self.cache == "dual")
+        if self.dirty is not None:
+            if rows is None:
+                self.dirty = torch.zeros_like(self.dirty)
+            else:
+                self.dirty = self.dirty.index_fill(0, rows, False)
+        self._fed += cols.numel()
         index = cols[..., None].expand(-1, -1, fed.shape[-1])
         if rows is None:
             self.hidden = self.hidden.scatter(1, index, fed)
@@ -337,6 +365,12 @@ class CachedSession:
         rows = self.hidden.shape[0]
         if rows != src.shape[0]:  # guidance stacks conditional and unconditional rows
             src = src.repeat(rows // src.shape[0], 1)
+        if self.cache == "dual":
+            # Slots committed by this step hold entries computed while they were masks; those pushed
+            # out of the block are fed again by the next pass (the block's own are fed anyway).
+            committed = step.unmask.where.repeat(rows // step.unmask.where.shape[0], 1)
+            dirty = committed if self.dirty is None or self.dirty.shape != committed.shape else self.dirty | committed
+            self.dirty = dirty.gather(1, src)
         self.hidden = self.hidden.gather(1, src[..., None].expand(-1, -1, self.hidden.shape[-1]))
         self.store = [t.gather(2, src[:, None, :, None].expand(-1, t.shape[1], -1, t.shape[-1])) for t in self.store]
 

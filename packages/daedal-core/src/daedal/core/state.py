@@ -165,7 +165,8 @@ class State:
             torch.cuda.synchronize(tokens.device)
         self.counters.model_time += time.perf_counter() - t0
         self.counters.forward_passes += passes
-        self.counters.canvas_tokens += tokens.numel()
+        # What the model processed: a cached pass feeds only some columns.
+        self.counters.canvas_tokens += int(getattr(source, "fed_tokens", tokens.numel()))
         return source
 
     def forward(self, tokens: torch.Tensor, length: torch.Tensor, *, window: Window | None = None) -> torch.Tensor:
