@@ -130,3 +130,22 @@ def test_engine_runs_use_the_native_session(llada):
         del llada.open_session
     (session,) = sessions
     assert session.passes == {"full": 4, "partial": 12} and session.closed
+
+
+@pytest.mark.parametrize("mode", ["prefix", "dual"])
+@pytest.mark.parametrize("decoder", ["llada", "fast-dllm"])
+@pytest.mark.parametrize("prompts", [[[5, 6, 7]], [[5, 6, 7, 8], [9, 10], [11, 12, 13]]], ids=["batch1", "ragged"])
+def test_native_caches_match_a_per_row_transcription_of_fast_dllm(adapter, mode, decoder, prompts):
+    from daedal.policies import FastDllm, LLaDADecoding
+    from tests.policies.oracles.cache_oracle import NativeOracle, cached_reference
+
+    if decoder == "llada":
+        policy = LLaDADecoding(gen_length=12, steps=12, block_length=4, cache=mode)
+        params = dict(steps=12)
+    else:
+        policy = FastDllm(gen_length=12, block_length=4, threshold=0.02, cache=mode)
+        params = dict(threshold=0.02)
+    result = Engine(adapter, [policy]).generate(prompts)
+    expected, passes = cached_reference(NativeOracle(adapter), prompts, gen_length=12, block_length=4, mode=mode, **params)
+    assert result.tokens == expected
+    assert result.stats.forward_passes == max(passes)

@@ -137,3 +137,19 @@ def test_a_cache_needs_an_adapter_that_supports_it():
         Engine(FakeAdapter(), [LLaDADecoding(gen_length=8, steps=8, block_length=4, cache="dual")]).generate([[5]])
     with pytest.raises(ConfigError, match="cache"):
         LLaDADecoding(cache="full")
+
+
+def test_guidance_is_one_batched_forward_that_composes_with_sparse_logits_and_caches():
+    adapter = cached_toy_adapter(seed=2)
+    policy = LLaDADecoding(gen_length=8, steps=8, block_length=4, cfg_scale=1.0, cache="dual")
+    result = Engine(adapter, [policy]).generate([[5, 6], [7]])
+    backend = adapter.sessions[-1].backend
+    assert len(backend.calls) == result.stats.steps  # conditional and unconditional rows in one call
+    assert {shape[0] for _, shape in backend.calls} == {4}  # 2 x the batch
+    assert result.stats.forward_passes == 2 * result.stats.steps  # two canvases of compute, as the oracle counts
+    assert all(k < result.canvas.width for _, k in backend.heads)  # and still no whole-canvas logits
+    daedal = Daedal(initial_gen_length=8, max_gen_length=32, block_length=4, eos_check_tokens=4,
+                    low_conf_threshold=0.9, expand_eos_confidence_threshold=1.0, eos_confidence_threshold=0.0,
+                    cfg_scale=1.0, cache="dual")
+    grown = Engine(adapter, [daedal]).generate([[5, 6], [7]])
+    assert grown.stats.expansions > 0 and all(adapter.mask_id not in row for row in grown.tokens)

@@ -155,3 +155,20 @@ def test_a_sparse_prediction_refuses_whole_canvas_reads():
     assert torch.equal(sparse.tokens[0, 1:3], logits[0, 1:3].argmax(-1))
     assert sparse.tokens[0, 0] == -1 and torch.isnan(sparse.confidence[0, 0])
     assert torch.equal(sparse.confidence[1, 3], torch.softmax(logits[1, 3], -1).max())
+
+
+def test_the_final_fill_reads_every_mask():
+    # A run cut short by max_steps ends with the engine's final fill: it must compute every masked column.
+    from daedal.core import EngineConfig
+
+    model = CacheToy(vocab_size=24, seed=4)
+    adapter = CachedToyAdapter(model)
+    engine = Engine(adapter, [Daedal(initial_gen_length=16, max_gen_length=16, block_length=4)],
+                    config=EngineConfig(max_steps=2))
+    result = engine.generate([[5, 6], [7]])
+    assert result.stats.final_fill > 0
+    assert all(0 <= t < model.vocab_size and t != model.mask_id for row in result.tokens for t in row)
+    dense = Engine(FakeAdapter(vocab_size=24, logits_fn=model), [Daedal(initial_gen_length=16, max_gen_length=16,
+                                                                        block_length=4), Dense()],
+                   config=EngineConfig(max_steps=2)).generate([[5, 6], [7]])
+    assert dense.tokens == result.tokens

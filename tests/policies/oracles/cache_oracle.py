@@ -119,8 +119,38 @@ def cached_toy_adapter(**kwargs) -> CachedToyAdapter:  # type: ignore[no-untyped
     return CachedToyAdapter(CacheToy(**kwargs))
 
 
+class ToyOracle:
+    """The cacheable toy as the oracle sees it: a full pass and a cached pass over one row."""
+
+    def __init__(self, model: CacheToy) -> None:
+        self.model = model
+        self.mask_id = model.mask_id
+
+    def full(self, x: list[int]) -> tuple[torch.Tensor, list[list[int]]]:
+        n = len(x)
+        h1 = self._context(x, n)
+        keys2 = [(t * 13 + int(h1)) % self.model.contexts for t in x]
+        return self._logits(x, list(range(n)), self._context(keys2, n), n), [list(x), keys2]
+
+    def cached(self, x: list[int], fed: list[int], store: list[list[int]], write_back: bool):  # type: ignore[no-untyped-def]
+        n = len(x)
+        keys1 = [x[c] if c in fed else store[0][c] for c in range(n)]
+        h1 = self._context(keys1, n)
+        keys2 = [(x[c] * 13 + int(h1)) % self.model.contexts if c in fed else store[1][c] for c in range(n)]
+        logits = self._logits(x, fed, self._context(keys2, n), n)
+        return logits, ([keys1, keys2] if write_back else store)
+
+    def _context(self, keys: list[int], n: int) -> torch.Tensor:
+        return _context(self.model, torch.tensor([keys]), torch.tensor([n]))
+
+    def _logits(self, x: list[int], cols: list[int], h: torch.Tensor, n: int) -> torch.Tensor:
+        tok = torch.tensor([[x[c] for c in cols]])
+        width = len(cols)
+        return _logits(self.model, tok, torch.tensor([cols]), h.expand(1, width), torch.tensor([n]).expand(1, width))[0]
+
+
 def cached_reference(
-    model: ToyModel,
+    model: object,
     prompts: list[list[int]],
     *,
     gen_length: int,
@@ -129,24 +159,18 @@ def cached_reference(
     steps: int | None = None,
     threshold: float | None = None,
 ) -> tuple[list[list[int]], list[int]]:
-    """Per row: Fast-dLLM's cached generation. Returns the generated ids and the forward passes of each row."""
+    """Per row: Fast-dLLM's cached generation. Returns the generated ids and the forward passes of each row.
+
+    ``model`` is a :class:`CacheToy` or an object with ``mask_id``, ``full(x) -> (logits, store)``
+    and ``cached(x, fed, store, write_back) -> (logits of the fed columns, store)``.
+    """
+    oracle = ToyOracle(model) if isinstance(model, CacheToy) else model
     outputs, passes = [], []
-    mask = model.mask_id
+    mask = oracle.mask_id  # type: ignore[attr-defined]
     for prompt in prompts:
         x = list(prompt) + [mask] * gen_length
         n, plen = len(x), len(prompt)
-        length = torch.tensor([n])
         nfe = 0
-
-        def context(keys: list[int]) -> torch.Tensor:
-            return _context(model, torch.tensor([keys]), length)
-
-        def layer2(token: int, h1: torch.Tensor) -> int:
-            return (token * 13 + int(h1)) % model.contexts
-
-        def logits(cols: list[int], h: torch.Tensor) -> torch.Tensor:
-            tok = torch.tensor([[x[c] for c in cols]])
-            return _logits(model, tok, torch.tensor([cols]), h, length)[0]
 
         def commit(rows: torch.Tensor, cols: list[int], eligible: list[int], quota: int | None) -> None:
             x0 = rows.argmax(-1)
@@ -169,26 +193,108 @@ def cached_reference(
                 per = steps // (gen_length // block_length)
                 quotas = [masks // per + (1 if i < masks % per else 0) for i in range(per)] + [n] * n
             # Block start: one full forward that fills the cache; its logits take the block's first step.
-            keys1 = list(x)
-            h1 = context(keys1)
-            keys2 = [layer2(t, h1) for t in x]
+            logits, store = oracle.full(list(x))  # type: ignore[attr-defined]
             nfe += 1
-            commit(logits(list(range(n)), context(keys2)), list(range(n)), list(range(plen, e)), quotas and quotas[0])
+            commit(logits, list(range(n)), list(range(plen, e)), quotas and quotas[0])
             i = 1
             while True:
                 nfe += 1
                 # prefix: the block and everything after it are fed; dual: the block only, whose fresh
-                # keys replace the cached ones. Every other column attends from the cache.
+                # entries replace the cached ones. Every other column attends from the cache.
                 fed = list(range(s, n)) if mode == "prefix" else list(range(s, e))
-                k1 = [x[c] if c in fed else keys1[c] for c in range(n)]
-                h1 = context(k1)
-                k2 = [layer2(x[c], h1) if c in fed else keys2[c] for c in range(n)]
-                if mode == "dual":
-                    keys1, keys2 = k1, k2
-                commit(logits(fed, context(k2)), fed, list(range(s, e)), quotas and quotas[i])
+                logits, store = oracle.cached(list(x), fed, store, mode == "dual")  # type: ignore[attr-defined]
+                commit(logits, fed, list(range(s, e)), quotas and quotas[i])
                 if all(x[c] != mask for c in range(s, e)):
                     break
                 i += 1
         outputs.append(x[plen:])
         passes.append(nfe)
     return outputs, passes
+
+
+class NativeOracle:
+    """A native LLaDA or Dream model, one row at a time, with a plain per-layer key/value cache.
+
+    Written straight from the architecture (norm, q/k/v, RoPE at absolute columns, attention,
+    output projection, MLP), not from the engine's session: the cache is a list of per-layer
+    ``(keys before RoPE, values)`` of every column, and a cached pass recomputes only the fed
+    columns. The last hidden state of every column is kept too (Dream's column ``c`` reads
+    row ``c - 1``, which a cached pass may not have fed).
+    """
+
+    def __init__(self, adapter) -> None:  # type: ignore[no-untyped-def]
+        from daedal.models.dream.modeling import DreamModel
+
+        self.model = adapter.model
+        self.mask_id = adapter.mask_id
+        self.dream = isinstance(self.model, DreamModel)
+        self.vocab_size = adapter.vocab_size
+
+    def _layers(self):  # type: ignore[no-untyped-def]
+        m = self.model
+        if self.dream:
+            return [(l.input_layernorm, l.self_attn, l.self_attn.o_proj, l.post_attention_layernorm,
+                     lambda y, l=l: l.mlp(y, None)) for l in m.model.layers]
+        return [(b.attn_norm, b, b.attn_out, b.ff_norm, lambda y, b=b: swiglu(y, b.ff_proj, b.up_proj, b.ff_out, None))
+                for b in m.transformer.blocks]
+
+    def _pass(self, x: list[int], fed: list[int], store):  # type: ignore[no-untyped-def]
+        from daedal.models._layers import apply_rope, repeat_kv, rope_angles
+
+        m = self.model
+        ids = torch.tensor([[x[c] for c in fed]])
+        h = (m.model.embed_tokens if self.dream else m.transformer.wte)(ids)
+        head_dim = m.config.attn_head_dim if self.dream else m.config.head_dim
+        theta = m.config.rope_theta
+        q_cos, q_sin = rope_angles(torch.tensor(fed), head_dim, theta)
+        k_cos, k_sin = rope_angles(torch.arange(len(x)), head_dim, theta)
+        if self.dream:
+            q_cos, q_sin, k_cos, k_sin = (t.to(h.dtype) for t in (q_cos, q_sin, k_cos, k_sin))
+        new_store = []
+        for i, (norm, attn, out, norm2, mlp) in enumerate(self._layers()):
+            y = norm(h)
+            n_heads, n_kv = attn.n_heads, attn.n_kv_heads
+            q = attn.q_proj(y).view(1, len(fed), n_heads, head_dim).transpose(1, 2)
+            k = attn.k_proj(y).view(1, len(fed), n_kv, head_dim).transpose(1, 2)
+            v = attn.v_proj(y).view(1, len(fed), n_kv, head_dim).transpose(1, 2)
+            if store is None:
+                keys, values = k, v
+            else:
+                keys, values = store[i][0].clone(), store[i][1].clone()
+                keys[:, :, fed] = k
+                values[:, :, fed] = v
+            new_store.append((keys, values))
+            if self.dream:
+                qr, kr = apply_rope(q, q_cos, q_sin), apply_rope(keys, k_cos, k_sin)
+            else:
+                qr = apply_rope(q.float(), q_cos, q_sin).to(q.dtype)
+                kr = apply_rope(keys.float(), k_cos, k_sin).to(keys.dtype)
+            rep = n_heads // n_kv
+            o = torch.nn.functional.scaled_dot_product_attention(qr, repeat_kv(kr, rep), repeat_kv(values, rep))
+            h = h + out(o.transpose(1, 2).reshape(1, len(fed), n_heads * head_dim))
+            h = h + mlp(norm2(h))
+        final = m.model.norm(h) if self.dream else m.transformer.ln_f(h)
+        return final[0], new_store
+
+    def _logits(self, hidden: torch.Tensor, cols: list[int]) -> torch.Tensor:
+        rows = [max(c - 1, 0) if self.dream else c for c in cols]
+        return self.model.head(hidden[rows]).float()
+
+    @torch.inference_mode()
+    def full(self, x: list[int]):  # type: ignore[no-untyped-def]
+        hidden, kv = self._pass(x, list(range(len(x))), None)
+        return self._logits(hidden, list(range(len(x)))), (kv, hidden)
+
+    @torch.inference_mode()
+    def cached(self, x: list[int], fed: list[int], store, write_back: bool):  # type: ignore[no-untyped-def]
+        kv, hidden = store
+        fresh, new_kv = self._pass(x, fed, kv)
+        hidden = hidden.clone()
+        hidden[fed] = fresh
+        return self._logits(hidden, fed), ((new_kv if write_back else kv), hidden)
+
+
+def swiglu(y, gate, up, down, compute_dtype):  # type: ignore[no-untyped-def]
+    from daedal.models._layers import swiglu as layer
+
+    return layer(y, gate, up, down, compute_dtype)

@@ -579,6 +579,8 @@ class Engine:
             return canvas, 0, left
         window = Window.whole(canvas.prompt_len, canvas.length)
         state = attrs.evolve(state, canvas=canvas, step=step, window=window)
+        reads = self._reads(state)  # the fill reads every mask, and the wrappers what they read
+        state = attrs.evolve(state, reads=None if reads is None else reads | masked)
         prediction = self._predict(state)
         unmask = Unmask(where=masked, tokens=prediction.tokens)
         new = canvas.apply(unmask)
