@@ -97,10 +97,19 @@ def test_a_session_never_outlives_its_run():
 
 
 def test_a_session_is_closed_when_the_run_fails():
+    from daedal.core import hookimpl
+
+    class Boom:
+        @hookimpl
+        def on_event(self, event, state):  # type: ignore[no-untyped-def]
+            if event.kind == "step-finished" and event.step == 2:
+                raise RuntimeError("boom")
+
     adapter = cached_toy_adapter(seed=0)
-    with pytest.raises(Exception):
-        Engine(adapter, [LLaDADecoding(gen_length=8, steps=8, block_length=4, cache="dual")]).generate([[5, 10_000]])
-    assert all(s.closed for s in adapter.sessions)
+    with pytest.raises(RuntimeError, match="boom"):
+        Engine(adapter, [LLaDADecoding(gen_length=8, steps=8, block_length=4, cache="dual"), Boom()]).generate([[5]])
+    (session,) = adapter.sessions
+    assert session.closed and session.store == []
 
 
 def test_cached_engines_side_by_side_and_in_threads_match_their_solo_runs():

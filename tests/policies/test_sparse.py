@@ -22,7 +22,7 @@ from daedal.policies import (
 )
 from daedal.policies import eos as eos_module
 from daedal.policies.eos import eos_confidence, eos_confidence_of
-from tests.policies.oracles.cache_oracle import CacheToy, CachedToyAdapter
+from tests.policies.oracles.cache_oracle import CachedToyAdapter, CacheToy
 
 
 class Dense:

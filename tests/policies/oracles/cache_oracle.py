@@ -172,7 +172,9 @@ def cached_reference(
         n, plen = len(x), len(prompt)
         nfe = 0
 
-        def commit(rows: torch.Tensor, cols: list[int], eligible: list[int], quota: int | None) -> None:
+        def commit(
+            rows: torch.Tensor, cols: list[int], eligible: list[int], quota: int | None, x: list[int] = x
+        ) -> None:
             x0 = rows.argmax(-1)
             conf = torch.softmax(rows.double(), -1).gather(-1, x0[:, None])[:, 0]
             cand = [j for j, c in enumerate(cols) if c in eligible and x[c] == mask]

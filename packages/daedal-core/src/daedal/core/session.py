@@ -23,7 +23,6 @@ import attrs
 import torch
 
 from daedal.core.errors import ConfigError
-
 from daedal.core.window import Window
 
 if TYPE_CHECKING:

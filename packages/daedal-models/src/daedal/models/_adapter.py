@@ -395,7 +395,6 @@ class HFAdapter:
             ConfigError: A cache was asked of a model loaded with ``trust_remote_code``.
         """
         from daedal.core.session import CachedSession, DenseSession
-
         from daedal.models._session import NativeBackend
 
         if not self.supports_sessions:

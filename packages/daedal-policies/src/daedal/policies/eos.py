@@ -141,7 +141,6 @@ def _resolve(
     prediction: Prediction, span: torch.Tensor, eos_id: int, screen: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``([B, T] argmax-is-EOS, [B, T] EOS probability, argmax ids of the full rows)`` at the ``span`` columns."""
-    width = prediction.width
     index = read_index(span)
     valid = span.gather(1, index)
     undecided = valid
