@@ -86,7 +86,11 @@ def test_per_row_seeds_override_the_batch_stream_of_reference_policies():
     # Defaults of these classes draw over the batch tensor (the reference's draws) ...
     engine = Engine(
         adapter,
-        [FixedLength(gen_length=8), SemiAutoregressive(block_length=8, steps=8, remasking="random"), GumbelTemperature(temperature=1.0)],
+        [
+            FixedLength(gen_length=8),
+            SemiAutoregressive(block_length=8, steps=8, remasking="random"),
+            GumbelTemperature(temperature=1.0),
+        ],
     )
     prompts = _prompts(4)
     alone = [engine.generate([p], seed=[i]).tokens[0] for i, p in enumerate(prompts)]

@@ -166,8 +166,9 @@ class Prediction:
     def without_mask_proposals(self, mask_id: int) -> Prediction:
         """The proposal rule: every proposal equal to ``mask_id`` replaced by the best other id."""
         hit = self.tokens == mask_id
-        _, other = best_non_mask(self._values, mask_id)
-        other = self.scatter(other, -1)
+        # best_non_mask's token without its probability: one masked copy and one argmax.
+        masked = self._values.index_fill(-1, torch.tensor([mask_id], device=self._values.device), float("-inf"))
+        other = self.scatter(masked.argmax(-1), -1)
         return Prediction(
             self._values,
             torch.where(hit, other, self.tokens),

@@ -21,8 +21,9 @@ Row seeds: an int seed ``s`` gives row ``b`` the stream of ``(s, b)``; a sequenc
 ``b`` the stream of ``seed[b]`` alone, so a sample keeps its numbers in any batch, at any
 position (what an evaluation runner wants: one seed per sample).
 
-The hash is a 32-bit mix (murmur3's finaliser on a Weyl sequence): fine for sampling, not
-for cryptography. Uniforms lie strictly inside (0, 1): 24 random bits for float32 and
+The hash is a 32-bit xorshift-multiply mix of a Weyl sequence, in int64 arithmetic with
+no overflow, so it gives the same bits on every device: fine for sampling, not for
+cryptography. Uniforms lie strictly inside (0, 1): 24 random bits for float32 and
 lower precisions, 32 bits for float64.
 """
 
@@ -36,37 +37,37 @@ import torch
 from daedal.core.errors import ConfigError
 
 _MASK32 = 0xFFFFFFFF
-_GOLDEN = 0x9E3779B9
-
-
-def _mul32(x: torch.Tensor, c: int) -> torch.Tensor:
-    """``(x * c) mod 2**32`` for ``0 <= x < 2**32`` in int64 without overflow (16-bit halves)."""
-    lo = x & 0xFFFF
-    hi = x >> 16
-    return (lo * c + (((hi * c) & 0xFFFF) << 16)) & _MASK32
+# Odd multipliers below 2**31: a 32-bit value times one of them fits in int64 exactly, so the
+# hash needs no overflow tricks (and gives the same bits on every device).
+_WEYL = 0x61C88647
+_M1 = 0x7FEB352D
+_M2 = 0x046CA68B
 
 
 def _mix32(x: torch.Tensor) -> torch.Tensor:
-    """murmur3's 32-bit finaliser: every input bit affects every output bit."""
-    x = x ^ (x >> 16)
-    x = _mul32(x, 0x85EBCA6B)
-    x = x ^ (x >> 13)
-    x = _mul32(x, 0xC2B2AE35)
-    return x ^ (x >> 16)
+    """A 32-bit avalanche mix (xorshift-multiply, two rounds) of ``0 <= x < 2**32``, in place."""
+    x ^= x >> 16
+    x *= _M1
+    x &= _MASK32
+    x ^= x >> 15
+    x *= _M2
+    x &= _MASK32
+    x ^= x >> 16
+    return x
 
 
 def _mix_int(*values: int) -> int:
-    """The same mix in plain Python, folding several ints (set-up only, never per step)."""
+    """The same mix in plain Python, folding several ints (set-up and once per draw, never per element)."""
     h = 0
     for v in values:
         for part in (v & _MASK32, (v >> 32) & _MASK32):
-            h = (h ^ part) & _MASK32
-            h = (h + _GOLDEN) & _MASK32
-            h ^= h >> 16
-            h = (h * 0x85EBCA6B) & _MASK32
-            h ^= h >> 13
-            h = (h * 0xC2B2AE35) & _MASK32
-            h ^= h >> 16
+            h = ((h ^ part) + _WEYL) & _MASK32
+            for _ in range(2):
+                h ^= h >> 16
+                h = (h * _M1) & _MASK32
+                h ^= h >> 15
+                h = (h * _M2) & _MASK32
+                h ^= h >> 16
     return h
 
 
@@ -131,11 +132,18 @@ class RowStreams:
         device = self.keys.device
         # The row's key for this draw, mixed once per row: [B, 1].
         key = _mix32((self.keys ^ _mix_int(draw, 3)) & _MASK32)[:, None]
-        index = torch.arange(per_row, dtype=torch.long, device=device)[None, :]
-        bits = _mix32((key + _mul32(index & _MASK32, _GOLDEN)) & _MASK32)
+        # A Weyl sequence over the element index, offset by the row's key, then mixed:
+        # element i of row b depends on (key[b], draw, i) only.
+        bits = torch.arange(per_row, dtype=torch.long, device=device)
+        bits *= _WEYL
+        bits &= _MASK32
+        bits = bits[None, :] + key
+        bits &= _MASK32
+        _mix32(bits)
         if dtype == torch.float64:
-            u = (bits.double() + 0.5) / 2.0**32
+            u = bits.double().add_(0.5).mul_(2.0**-32)
         else:
-            u = ((bits >> 8).float() + 0.5) / 2.0**24
+            bits >>= 8
+            u = bits.float().add_(0.5).mul_(2.0**-24)
             u = u.to(dtype) if dtype != torch.float32 else u
         return u.reshape(shape)
