@@ -19,7 +19,7 @@ the reference's loop does (:class:`CachedBlocks`).
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import attrs
 import torch
@@ -181,3 +181,29 @@ class BlockQuotaUnmask:
         else:
             score = state.uniform(canvas.tokens.shape, batch=True)
         return top_k_unmask(score, candidates, quota, prediction.tokens, canvas.mask_id)
+
+
+def cached_llada_parts(bundle: Any) -> list[object]:
+    """``LLaDADecoding(cache=...)``: Fast-dLLM's cached block loop with LLaDA's per-block transfer schedule."""
+    from daedal.core import FixedLength, GumbelTemperature
+    from daedal.policies._bundle import part_kwargs
+    from daedal.policies.padding import LeftPaddedFixedLength
+    from daedal.policies.sampling import ClassifierFreeGuidance
+
+    blocks = bundle.gen_length // bundle.block_length
+    length = part_kwargs(bundle, FixedLength)
+    baseline = bundle.reference_compat  # the DAEDAL repository's baseline: left-padded prompts, fp32 noise
+    parts: list[object] = [
+        LeftPaddedFixedLength(**length) if baseline else FixedLength(**length),
+        CachedBlocks(block_length=bundle.block_length),
+        BlockQuotaUnmask(steps_per_block=bundle.total_steps // blocks, remasking=bundle.remasking),
+        KVCache(kind=bundle.cache),
+    ]
+    if bundle.temperature > 0:
+        gumbel = part_kwargs(bundle, GumbelTemperature)
+        precision = "float32" if baseline else "float64"
+        parts.append(GumbelTemperature(**gumbel, precision=precision, streams=bundle.streams))
+    if bundle.cfg_scale > 0:
+        parts.append(ClassifierFreeGuidance(**part_kwargs(bundle, ClassifierFreeGuidance)))
+    return parts
+

@@ -1,4 +1,4 @@
-"""Dream's ``diffusion_generate`` (``baselines.md`` (b)): four unmasking algorithms on one schedule.
+"""Dream's ``diffusion_generate`` (reference semantics b): four unmasking algorithms on one schedule.
 
 Each step ``i`` of ``steps`` has the noise levels ``t_i > t_{i+1}`` of
 ``linspace(1, eps, steps + 1)``. Every masked slot gets a token from ``sample_tokens``
@@ -37,6 +37,7 @@ import torch
 from daedal.core import ConfigError, FixedLength, Prediction, State, Unmask, hookimpl
 from daedal.core.defaults import top_k_unmask
 from daedal.core.hookspecs import IDLE_STEPS, KEEPS_MASK_PROPOSALS
+from daedal.policies._bundle import from_part, part_kwargs
 from daedal.policies._validate import int_at_least, non_negative, one_of, optional
 from daedal.policies.sampling import top_k_filter, top_p_filter
 
@@ -176,31 +177,20 @@ class DreamDecoding:
         streams: ``"batch"`` or ``"rows"`` (see :class:`DreamUnmask`).
     """
 
-    max_new_tokens: int = attrs.field(default=512, validator=int_at_least(1))
-    steps: int = attrs.field(default=512, validator=int_at_least(1))
-    alg: str = attrs.field(default="origin", validator=one_of(*ALGORITHMS))
-    alg_temp: float | None = attrs.field(default=None, validator=optional(non_negative))
-    temperature: float = attrs.field(default=0.0, validator=non_negative)
-    top_p: float | None = attrs.field(default=None, validator=optional(non_negative))
-    top_k: int | None = attrs.field(default=None, validator=optional(int_at_least(1)))
-    eps: float = attrs.field(default=1e-3, validator=non_negative)
-    streams: str = attrs.field(default="batch", validator=one_of("batch", "rows"))
+    # Each field is the part's own (default and validator): see daedal.policies._bundle.
+    max_new_tokens: int = from_part(FixedLength, "gen_length", default=512)
+    steps: int = from_part(DreamUnmask, "steps")
+    alg: str = from_part(DreamUnmask, "alg")
+    alg_temp: float | None = from_part(DreamUnmask, "alg_temp")
+    temperature: float = from_part(DreamUnmask, "temperature")
+    top_p: float | None = from_part(DreamUnmask, "top_p")
+    top_k: int | None = from_part(DreamUnmask, "top_k")
+    eps: float = from_part(DreamUnmask, "eps")
+    streams: str = from_part(DreamUnmask, "streams")
 
     def __attrs_post_init__(self) -> None:
         self.parts()  # validate the parts now, not at the first run
 
     def parts(self) -> list[object]:
         """The policies this bundle stands for."""
-        return [
-            FixedLength(gen_length=self.max_new_tokens),
-            DreamUnmask(
-                steps=self.steps,
-                alg=self.alg,
-                alg_temp=self.alg_temp,
-                temperature=self.temperature,
-                top_p=self.top_p,
-                top_k=self.top_k,
-                eps=self.eps,
-                streams=self.streams,
-            ),
-        ]
+        return [FixedLength(**part_kwargs(self, FixedLength)), DreamUnmask(**part_kwargs(self, DreamUnmask))]

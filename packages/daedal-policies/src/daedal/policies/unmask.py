@@ -1,6 +1,6 @@
 """Unmasking rules: DAEDAL's block pointer and threshold fill with its fallbacks.
 
-* :class:`BlockPointer` (``daedal.md`` §6 step 9): blocks start at ``prompt_len + k *
+* :class:`BlockPointer` (reference semantics §6 step 9): blocks start at ``prompt_len + k *
   block_length``; each row works on the first block that still holds a mask, so blocks
   without masks (such as the EOS tail) are skipped and insertions never move the pointer.
   The pointer is derived from the canvas, so the policy keeps no state.
@@ -10,7 +10,7 @@
   id; if every proposal is the mask id, renormalise without the mask id and commit the
   slot whose best other token is the most probable, with that token.
 
-Ties go to the lowest column (the reference leaves them to CUDA kernels, ``daedal.md`` Q12).
+Ties go to the lowest column (the reference leaves them to CUDA kernels, reference semantics Q12).
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def best_non_mask_of(prediction: Prediction, mask_id: int) -> tuple[torch.Tensor
 def threshold_fill(
     prediction: Prediction, candidates: torch.Tensor, threshold: float, mask_id: int
 ) -> Unmask:
-    """DAEDAL's fill rule (``daedal.md`` §6 step 6) on the ``candidates`` of each row.
+    """DAEDAL's fill rule (reference semantics §6 step 6) on the ``candidates`` of each row.
 
     DAEDAL has its own rule for a mask proposal (skip it; if only mask proposals are left,
     take the best other id of the slot whose renormalised best other id is the most

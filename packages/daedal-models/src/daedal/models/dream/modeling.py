@@ -323,9 +323,7 @@ def check_config(data: dict[str, Any], *, path: str | os.PathLike[str]) -> Dream
     Raises:
         AdapterError: When ``model_type`` is not ``"Dream"``.
     """
-    return DreamConfig.from_checkpoint_dict(
-        data, path=path, hint=" Use the adapter of that family (e.g. daedal.models.LLaDA for model_type 'llada')."
-    )
+    return DreamConfig.from_checkpoint_dict(data, path=path)
 
 
 def load_pretrained(
