@@ -11,6 +11,7 @@ from daedal.core.prediction import Prediction
 from daedal.core.session import DenseSource
 from daedal.core.testing import FakeAdapter
 from daedal.policies import (
+    Budget,
     ClassifierFreeGuidance,
     Daedal,
     DreamDecoding,
@@ -42,6 +43,7 @@ def _decoders(block: int, eos_window: int) -> list[list[object]]:
         [Daedal(**daedal, cfg_scale=1.0)],
         [Daedal(**daedal), Refine(iterations=1, tokens=2, scope="block")],
         [Daedal(**daedal), SuppressTokens(ids=[3, 4])],
+        [Daedal(**daedal), Budget(max_forward_passes=9)],
         [LLaDADecoding(gen_length=16, steps=16, block_length=block)],
         [LLaDADecoding(gen_length=16, steps=8, block_length=block, remasking="random")],
         [LLaDADecoding(gen_length=16, steps=16, block_length=block, temperature=0.7)],

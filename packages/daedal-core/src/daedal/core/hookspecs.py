@@ -107,7 +107,7 @@ def initial_canvas(state: State) -> Canvas | None:
 
     Called once, before the first step, with ``state.canvas`` set to None and
     ``state.prompts`` holding each row's prompt ids. A length policy may run forward
-    passes here through ``state.forward`` (DAEDAL's stage 1 does); they are counted.
+    passes here through ``state.run`` or ``state.forward`` (DAEDAL's stage 1 does); they are counted.
     Stops at the first non-None result.
 
     Args:
@@ -196,7 +196,9 @@ def predict(state: State) -> Prediction | None:
     are wrappers. Stops at the first non-None result.
 
     Args:
-        state: The run's state; ``state.forward(tokens, length)`` runs the counted forward.
+        state: The run's state; ``state.run(tokens, length, window=...)`` runs the counted forward
+            through the run's session, and ``Prediction.from_source(source, state.reads)`` builds the
+            prediction at the columns the policies read.
 
     Returns:
         A prediction aligned with ``state.canvas``, or None to defer.
