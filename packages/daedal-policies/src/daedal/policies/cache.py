@@ -1,4 +1,4 @@
-"""KV caches (Fast-dLLM's prefix and dual caches, ``baselines.md`` c.2, c.3) as policies.
+"""KV caches (Fast-dLLM's prefix and dual caches, reference semantics c.2) as policies.
 
 :class:`KVCache` asks the engine for a cached model session. The session treats each
 step's window as the block: when a row's window moves to a new block the row gets one full
