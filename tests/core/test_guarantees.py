@@ -159,6 +159,13 @@ def test_mask_id_equal_to_eos_id_is_refused():
         Engine(adapter)
 
 
+def test_mask_id_outside_the_vocabulary_is_refused():
+    adapter = FakeAdapter(vocab_size=40)
+    adapter.mask_id = 40
+    with pytest.raises(AdapterError, match=r"mask_id 40 outside its vocabulary \[0, 40\)"):
+        Engine(adapter)
+
+
 @pytest.mark.parametrize("value", [math.inf, math.nan, -0.5, True])
 def test_temperature_must_be_finite(value):
     with pytest.raises(ConfigError, match="temperature"):
