@@ -213,6 +213,12 @@ class SemiAutoregressive:
         return Window(start=canvas.prompt_len, end=canvas.prompt_len + (block + 1) * sched.block_length)
 
     @hookimpl
+    def prediction_reads(self, state: State) -> torch.Tensor:
+        canvas, window = state.canvas, state.window
+        assert canvas is not None and window is not None
+        return canvas.masked & (canvas.columns < window.end[:, None])
+
+    @hookimpl
     def select_unmask(self, state: State, prediction: Prediction) -> Unmask:
         canvas, window = state.canvas, state.window
         assert canvas is not None and window is not None
@@ -283,6 +289,11 @@ class GumbelTemperature:
         if value not in ("float64", "float32"):
             raise ConfigError(f"`precision` must be 'float64' or 'float32', got {value!r}")
 
+    @hookimpl
+    def prediction_reads(self, state: State) -> bool | None:
+        # The reference draws noise for every column and vocabulary entry: the same stream needs them all.
+        return True if self.temperature > 0 else None
+
     @hookimpl(wrapper=True, tryfirst=True)
     def predict(self, state: State):  # type: ignore[no-untyped-def]
         prediction: Prediction = yield
@@ -291,7 +302,7 @@ class GumbelTemperature:
         dtype = torch.float64 if self.precision == "float64" else torch.float32
         u = state.uniform(prediction.logits.shape, dtype=dtype, batch=self.streams == "batch")
         tokens = gumbel_argmax(prediction.logits, self.temperature, u)
-        return attrs.evolve(prediction, tokens=tokens, sampled=True)
+        return prediction.resampled(tokens)
 
 
 def gumbel_argmax(logits: torch.Tensor, temperature: float, u: torch.Tensor) -> torch.Tensor:
@@ -311,23 +322,29 @@ def check_streams(_inst: object, attribute: attrs.Attribute, value: object) -> N
 
 @attrs.frozen
 class ModelPredict:
-    """The adapter's logits for the current canvas, with greedy proposals."""
+    """The model's logits for the current canvas, with greedy proposals, at the columns read (``state.reads``)."""
 
     @hookimpl
     def predict(self, state: State) -> Prediction:
         canvas = state.canvas
         assert canvas is not None
-        return Prediction.greedy(state.forward(canvas.tokens, canvas.length, window=state.window))
+        source = state.run(canvas.tokens, canvas.length, window=state.window)
+        return Prediction.from_source(source, state.reads)
+
+
+#: Set to True in ``state.stash`` to keep the run going one more step although no mask is left
+#: (a reproduced reference's trailing idle forward pass); ``NoMasksLeft`` honours it.
+HOLD_STOP = StashKey[bool]()
 
 
 @attrs.frozen
 class NoMasksLeft:
-    """Stop once no row holds a mask."""
+    """Stop once no row holds a mask (unless a policy holds the run open with :data:`HOLD_STOP`)."""
 
     @hookimpl
     def should_stop(self, state: State) -> bool:
         assert state.canvas is not None
-        return not bool(state.canvas.masked.any())
+        return not bool(state.canvas.masked.any()) and not state.stash.get(HOLD_STOP, False)
 
 
 def default_policies() -> list[object]:

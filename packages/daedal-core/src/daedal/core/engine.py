@@ -35,12 +35,24 @@ from daedal.core.events import (
 )
 from daedal.core.prediction import Prediction, without_mask_proposals
 from daedal.core.result import Result, Stats
+from daedal.core.session import AppliedStep, ModelSession, open_session
 from daedal.core.state import LIMITS, Limits, State, check_logits_shape
 from daedal.core.streams import RowStreams, row_seeds
 from daedal.core.window import Window
 
 #: Hooks where the first non-None answer wins; a default steps aside when a user policy answers one of them.
-DECISION_HOOKS = ("initial_canvas", "select_window", "select_unmask", "select_expand", "select_remask", "predict")
+DECISION_HOOKS = (
+    "select_cache",
+    "initial_canvas",
+    "select_window",
+    "select_unmask",
+    "select_expand",
+    "select_remask",
+    "predict",
+)
+#: Hooks whose implementations read the step's prediction (so must say which columns, or see them all);
+#: of ``predict`` only wrappers read one (a plain implementation makes it, honouring ``state.reads``).
+PREDICTION_READERS = ("select_unmask", "select_expand", "select_remask")
 HOOK_NAMES = frozenset(
     name for name in dir(hookspecs) if callable(getattr(hookspecs, name)) and hasattr(getattr(hookspecs, name), "daedal_spec")
 )
@@ -127,6 +139,11 @@ class Engine:
                 f"{err}. Known hooks: {sorted(HOOK_NAMES)}; check the method name", code="unknown-hook"
             ) from err
         self._callers = {name: self._ordered_impls(name) for name in DECISION_HOOKS if name != "predict"}
+        self._dense_reads = self._needs_dense_reads()
+        # Called directly (not through pluggy) so that hook tracing shows a count, not a tensor.
+        self._read_impls = [
+            (i.function, tuple(i.argnames)) for i in self.pm.hook.prediction_reads.get_hookimpls()
+        ]
         for plugin in (*self.policies, *self.defaults):
             unknown = sorted(hookspecs.capabilities(plugin) - hookspecs.CAPABILITIES)
             if unknown:
@@ -200,6 +217,38 @@ class Engine:
             if not hooks & answered:
                 active.append(default)
         return active
+
+    def _needs_dense_reads(self) -> bool:
+        """Whether some policy reads predictions without declaring ``prediction_reads`` (then every step is dense)."""
+        for plugin in [*self.policies, *self.defaults]:
+            hooks = _hook_names(plugin)
+            wraps = hooks.get("predict", {})
+            reads = any(h in hooks for h in PREDICTION_READERS) or wraps.get("wrapper") or wraps.get("hookwrapper")
+            if reads and "prediction_reads" not in hooks:
+                return True
+        return False
+
+    def _reads(self, state: State) -> torch.Tensor | None:
+        """The union of the policies' ``prediction_reads`` (None: the whole canvas)."""
+        if self._dense_reads:
+            return None
+        canvas = state.canvas
+        assert canvas is not None
+        union = torch.zeros(canvas.tokens.shape, dtype=torch.bool, device=canvas.device)
+        for function, argnames in self._read_impls:
+            answer = function(*(state for _ in argnames))
+            if answer is None or answer is False:
+                continue
+            if answer is True:
+                return None
+            if not isinstance(answer, torch.Tensor) or answer.shape != union.shape or answer.dtype != torch.bool:
+                raise PolicyError(
+                    f"`prediction_reads` must return None, True or a bool tensor of shape {tuple(union.shape)}, "
+                    f"got {answer!r:.80}",
+                    code="illegal-decision",
+                )
+            union = union | answer
+        return union
 
     def _ordered_impls(self, name: str) -> list[tuple[Callable[..., Any], tuple[str, ...], object]]:
         caller = getattr(self.pm.hook, name)
@@ -310,6 +359,20 @@ class Engine:
         Returns:
             A :class:`~daedal.core.Result`.
         """
+        sessions: list[ModelSession] = []
+        try:
+            return self._generate(prompts, seed, record, sessions)
+        finally:
+            for session in sessions:  # the run's model session never outlives the run
+                session.close()
+
+    def _generate(
+        self,
+        prompts: Sequence[PromptText | Sequence[int]],
+        seed: int | None,
+        record: bool | None,
+        sessions: list[ModelSession],
+    ) -> Result:
         config = self.config
         per_row = seed is not None and not isinstance(seed, int)
         if seed is not None or record is not None:
@@ -340,6 +403,11 @@ class Engine:
             emit=emit,
         )
         run_seed: int | list[int] = list(cast(Sequence[int], seed)) if per_row else config.seed
+        cache, _ = self._first("select_cache", state=state)
+        # One session per run: never shared with another run, engine or thread; `generate` closes it.
+        session = open_session(self.adapter, cache=cache)
+        sessions.append(session)
+        state = attrs.evolve(state, session=session)
         emit(RunStarted([list(p) for p in ids], [_describe(p) for p in self.policies], run_seed))
         limits = state.stash.get(LIMITS) or Limits()
         canvas, policy = self._first("initial_canvas", state=state)
@@ -379,6 +447,7 @@ class Engine:
             if window is None:
                 window = Window.whole(canvas.prompt_len, canvas.length)
             state = attrs.evolve(state, window=window)
+            state = attrs.evolve(state, reads=self._reads(state))
             prediction = self._predict(state)
             unmask, unmask_by = self._first("select_unmask", state=state, prediction=prediction)
             if unmask is None:
@@ -417,6 +486,7 @@ class Engine:
                     "and nothing was expanded; a policy must commit at least one masked position per step",
                     code="no-progress",
                 )
+            session.applied(AppliedStep(canvas, new, unmask, expand, remask))
             decided_by = {
                 hook: self._names.get(id(by)) or _describe(by)
                 for hook, by in (
@@ -472,8 +542,17 @@ class Engine:
                 f"hook `predict` returned {type(prediction).__name__} at step {state.step}, not a Prediction",
                 code="illegal-decision",
             )
-        check_logits_shape(self.adapter, prediction.logits, canvas.tokens, f"at step {state.step}")
-        peak = prediction.peak if prediction.peak is not None else prediction.logits.amax(-1)
+        if prediction.is_dense:
+            check_logits_shape(self.adapter, prediction.logits, canvas.tokens, f"at step {state.step}")
+        elif (prediction.batch_size, prediction.width) != tuple(canvas.tokens.shape):
+            raise AdapterError(
+                f"the step's sparse prediction covers {(prediction.batch_size, prediction.width)} "
+                f"[batch, width] at step {state.step}, but the canvas is {tuple(canvas.tokens.shape)}: "
+                "a session's logit source must match the canvas it was run on"
+            )
+        peak = prediction.peak
+        if peak is None:  # only the computed columns are checked in a sparse prediction
+            peak = prediction.scatter(prediction.values.amax(-1), 0.0)
         # One reduction over the vocabulary (the argmax's own, for greedy predictions): a NaN
         # anywhere in a slot's logits, a +inf, or a slot whose logits are all -inf makes its
         # peak non-finite.
@@ -505,6 +584,8 @@ class Engine:
             return canvas, 0, left
         window = Window.whole(canvas.prompt_len, canvas.length)
         state = attrs.evolve(state, canvas=canvas, step=step, window=window)
+        reads = self._reads(state)  # the fill reads every mask, and the wrappers what they read
+        state = attrs.evolve(state, reads=None if reads is None else reads | masked)
         prediction = self._predict(state)
         unmask = Unmask(where=masked, tokens=prediction.tokens)
         new = canvas.apply(unmask)

@@ -26,6 +26,7 @@ ErrorCode = Literal[
     "canvas-invariant",
     "adapter",
     "checkpoint",
+    "sparse-read",
 ]
 
 DOCS_URL = "https://daedal.readthedocs.io/en/latest/reference/errors/"

@@ -4,12 +4,14 @@ A policy is any object with methods named after these hooks and marked with
 :data:`hookimpl`. An implementation may accept any subset of a hook's arguments.
 One run calls the hooks in this order::
 
+    cache  = select_cache(state)                          # 0, once: the session's KV cache (or None)
     canvas = initial_canvas(state)                        # 1, once
     on_event(CanvasInitialized)
     loop:
         if any(should_stop(state)): break                 # 2
         (stop at max_steps or a spent limit; raise at the derived step cap)
         window     = select_window(state)                 # 3
+        reads      = prediction_reads(state)              # 3b every answer, united: columns to compute
         prediction = predict(state)                       # 4  one forward pass; wrappers post-process;
                                                           #    the engine checks the logits and applies
                                                           #    the proposal rule (never the mask id)
@@ -34,6 +36,8 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
+    import torch
+
     from daedal.core.canvas import Canvas, Expand, Remask, Unmask
     from daedal.core.events import Event
     from daedal.core.prediction import Prediction
@@ -79,12 +83,31 @@ def capabilities(policy: object) -> frozenset[str]:
 
 
 @hookspec(firstresult=True)
+def select_cache(state: State) -> str | None:
+    """Choose the KV cache of the run's model session: ``"prefix"``, ``"dual"`` or None.
+
+    Called once, before ``initial_canvas``; the engine opens the run's session with the
+    answer (the adapter must support caches: ``open_session``). Stops at the first
+    non-None result.
+
+    Args:
+        state: The run's state (no canvas yet).
+
+    Returns:
+        The cache strategy, or None to defer.
+
+    Default:
+        No cache.
+    """
+
+
+@hookspec(firstresult=True)
 def initial_canvas(state: State) -> Canvas | None:
     """Build the canvas the loop starts from.
 
     Called once, before the first step, with ``state.canvas`` set to None and
     ``state.prompts`` holding each row's prompt ids. A length policy may run forward
-    passes here through ``state.forward`` (DAEDAL's stage 1 does); they are counted.
+    passes here through ``state.run`` or ``state.forward`` (DAEDAL's stage 1 does); they are counted.
     Stops at the first non-None result.
 
     Args:
@@ -140,6 +163,30 @@ def select_window(state: State) -> Window | None:
     """
 
 
+@hookspec
+def prediction_reads(state: State) -> torch.Tensor | bool | None:
+    """Say which columns this policy will read from the step's prediction.
+
+    Called after ``select_window``; every implementation is called and the answers are
+    united into ``state.reads``. The forward pass then computes the LM head, the softmax and
+    the argmax only at those columns (a *sparse* :class:`~daedal.core.Prediction`). A
+    policy that reads predictions (``select_unmask``, ``select_expand``, ``select_remask``,
+    a ``predict`` wrapper) but does not implement this hook makes the step dense: unknown
+    policies see every column. A reader may still extend a sparse prediction on demand
+    (``Prediction.logits_at``), as DAEDAL's EOS scan does.
+
+    Args:
+        state: The run's state with ``state.window`` set.
+
+    Returns:
+        A ``[B, T]`` bool tensor of columns read, True for the whole canvas (dense logits),
+        or None when this policy reads no column itself.
+
+    Default:
+        ``SemiAutoregressive``: the masked columns before the window's end.
+    """
+
+
 @hookspec(firstresult=True)
 def predict(state: State) -> Prediction | None:
     """Produce this step's :class:`~daedal.core.Prediction` (one forward pass).
@@ -149,7 +196,9 @@ def predict(state: State) -> Prediction | None:
     are wrappers. Stops at the first non-None result.
 
     Args:
-        state: The run's state; ``state.forward(tokens, length)`` runs the counted forward.
+        state: The run's state; ``state.run(tokens, length, window=...)`` runs the counted forward
+            through the run's session, and ``Prediction.from_source(source, state.reads)`` builds the
+            prediction at the columns the policies read.
 
     Returns:
         A prediction aligned with ``state.canvas``, or None to defer.

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from daedal.core.canvas import Canvas
     from daedal.core.config import EngineConfig
     from daedal.core.events import Event
+    from daedal.core.session import LogitSource, ModelSession
     from daedal.core.window import Window
 
 T = TypeVar("T")
@@ -120,6 +121,8 @@ class State:
             seed per row every draw of :meth:`uniform` comes from the row streams.
         stash: Per-run storage for policies.
         report: Free-form facts for the result (``result.info``), e.g. which budget bound a run.
+        session: The run's model session (every forward pass goes through it).
+        reads: ``[B, T]`` bool, the columns this step's policies read (None: the whole canvas).
     """
 
     adapter: ModelAdapter
@@ -136,19 +139,42 @@ class State:
     counters: Counters = attrs.field(factory=Counters)
     emit: Callable[[Event], None] = attrs.field(default=lambda event: None, repr=False)
     started: float = attrs.field(factory=time.perf_counter)
+    session: ModelSession | None = attrs.field(default=None, repr=False)
+    reads: torch.Tensor | None = attrs.field(default=None, repr=False)
 
-    def forward(self, tokens: torch.Tensor, length: torch.Tensor, *, window: Window | None = None) -> torch.Tensor:
-        """Run one counted forward pass of the adapter; see ``ModelAdapter.logits``."""
+    def run(
+        self, tokens: torch.Tensor, length: torch.Tensor, *, window: Window | None = None, passes: int = 1
+    ) -> LogitSource:
+        """Run a counted forward pass through the run's session; logits come on demand.
+
+        ``tokens`` may stack several canvases' rows (classifier-free guidance runs its
+        conditional and unconditional rows as one batch); ``passes`` says how many canvases
+        it stands for in ``forward_passes``.
+        """
+        session = self.session
+        from daedal.core.session import DenseSession, DenseSource
+
+        if session is None:  # a State built by hand (tests): a plain dense session
+            session = DenseSession(self.adapter)
         synced = tokens.device.type == "cuda"
         t0 = time.perf_counter()
-        logits = self.adapter.logits(tokens, length, window=window)
-        check_logits_shape(self.adapter, logits, tokens, self._where())
+        source = session.forward(tokens, length, window=window)
+        if isinstance(source, DenseSource):  # an adapter's own logits: check them (metadata only: free)
+            check_logits_shape(self.adapter, source.logits, tokens, self._where())
         if synced:
             torch.cuda.synchronize(tokens.device)
         self.counters.model_time += time.perf_counter() - t0
-        self.counters.forward_passes += 1
-        self.counters.canvas_tokens += tokens.numel()
-        return logits
+        self.counters.forward_passes += passes
+        # What the model processed: a cached pass feeds only some columns.
+        self.counters.canvas_tokens += int(getattr(source, "fed_tokens", tokens.numel()))
+        return source
+
+    def forward(self, tokens: torch.Tensor, length: torch.Tensor, *, window: Window | None = None) -> torch.Tensor:
+        """Run one counted forward pass and return its full ``[B, T, V]`` fp32 logits.
+
+        Prefer :meth:`run` (logits only where read); this materialises every column.
+        """
+        return self.run(tokens, length, window=window).dense()
 
     def uniform(self, shape: Sequence[int], *, dtype: torch.dtype = torch.float32, batch: bool = False) -> torch.Tensor:
         """Uniforms in (0, 1) of ``shape`` (``shape[0]`` is the batch), on the canvas's device.

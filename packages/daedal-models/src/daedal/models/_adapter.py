@@ -371,11 +371,8 @@ class HFAdapter:
         rows = [r.tolist() if isinstance(r, torch.Tensor) else list(r) for r in ids]
         return [self.tokenizer.decode(r, skip_special_tokens=False) for r in rows]
 
-    def logits(self, tokens: torch.Tensor, length: torch.Tensor, *, window: Any = None) -> torch.Tensor:
-        """``[B, T, V]`` logits; row ``i`` predicts slot ``i`` (Dream's shift absorbed).
-
-        Keys at ``c >= length[b]`` are masked; a mask is built only when some row is padded.
-        """
+    def checked_inputs(self, tokens: torch.Tensor, length: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``tokens`` and ``length`` on the model's device, after the shape and length checks."""
         if tokens.dim() != 2:
             raise ConfigError(f"tokens must be [B, T] token ids, got shape {tuple(tokens.shape)}.")
         dev = self.device
@@ -386,16 +383,51 @@ class HFAdapter:
                 f"tokens has {t} columns but the {self.family} model accepts at most max_length="
                 f"{self.max_length}; lower the engine's max_length."
             )
-        mask = None
-        if length is not None:
-            length = length.to(dev)
-            if bool((length < t).any()):
-                mask = torch.arange(t, device=dev)[None, :] < length[:, None]
+        return tokens, None if length is None else length.to(dev)
+
+    @staticmethod
+    def key_mask(tokens: torch.Tensor, length: torch.Tensor | None) -> torch.Tensor | None:
+        """``[B, T]`` keep-mask of the keys ``c < length[b]``, or None when no row is padded."""
+        t = tokens.shape[1]
+        if length is None or not bool((length < t).any()):
+            return None
+        return torch.arange(t, device=tokens.device)[None, :] < length[:, None]
+
+    def logits(self, tokens: torch.Tensor, length: torch.Tensor, *, window: Any = None) -> torch.Tensor:
+        """``[B, T, V]`` logits; row ``i`` predicts slot ``i`` (Dream's shift absorbed).
+
+        Keys at ``c >= length[b]`` are masked; a mask is built only when some row is padded.
+        """
+        tokens, length = self.checked_inputs(tokens, length)
+        mask = self.key_mask(tokens, length)
         with torch.inference_mode():
             out = self.model(tokens, attention_mask=mask)
         if self.shifted:
             out = torch.cat((out[:, :1], out[:, :-1]), dim=1)
         return out
+
+    @property
+    def supports_sessions(self) -> bool:
+        """Whether the model exposes hidden states and a head (the native models do; remote code does not)."""
+        return all(callable(getattr(self.model, name, None)) for name in ("hidden", "head", "key_angles"))
+
+    def open_session(self, *, cache: str | None = None) -> Any:
+        """A per-run model session: logits only where read, and the KV ``cache`` (None, "prefix", "dual").
+
+        Raises:
+            ConfigError: A cache was asked of a model loaded with ``trust_remote_code``.
+        """
+        from daedal.core.session import CachedSession, DenseSession
+        from daedal.models._session import NativeBackend
+
+        if not self.supports_sessions:
+            if cache is not None:
+                raise ConfigError(
+                    f"cache={cache!r} needs the native {self.family} implementation; this adapter wraps "
+                    "remote code: load it without trust_remote_code, or use cache=None."
+                )
+            return DenseSession(self)
+        return CachedSession(NativeBackend(self), cache)
 
     def __repr__(self) -> str:
         return (

@@ -170,6 +170,70 @@ def rope_and_mask(
     return cos, sin, key_padding_mask(attention_mask), compute_dtype_for(precision)
 
 
+class KVPass:
+    """How one forward pass uses a session's per-layer store of pre-RoPE keys and values.
+
+    * ``capture``: a full pass; every layer's keys and values (before RoPE, so they survive a
+      shift of positions) are stored for later passes.
+    * ``partial``: only the columns ``cols`` (``[B, L]``) are fed; each layer attends to the
+      stored keys/values of every other column and the fresh ones of the fed columns, whose
+      queries are rotated at their own columns and the keys at ``0..T-1``. With
+      ``write_back`` (the dual cache) the fresh entries replace the stored ones.
+
+    Args:
+        store: Per layer ``[k, v]``, each ``[B, Hkv, T, D]`` (filled by a capture pass).
+        mode: ``"capture"`` or ``"partial"``.
+        cols: ``[B, L]`` fed columns (partial passes).
+        write_back: Keep the fresh entries in the store.
+    """
+
+    def __init__(
+        self,
+        store: list[list[torch.Tensor]],
+        mode: str,
+        cols: torch.Tensor | None = None,
+        *,
+        write_back: bool = False,
+    ) -> None:
+        self.store = store
+        self.mode = mode
+        self.cols = cols
+        self.write_back = write_back
+        self.key_cos: torch.Tensor | None = None
+        self.key_sin: torch.Tensor | None = None
+        self.key_mask: torch.Tensor | None = None
+
+    def layer(self, i: int) -> LayerKV:
+        return LayerKV(self, i)
+
+
+class LayerKV:
+    """One layer's view of a :class:`KVPass`."""
+
+    def __init__(self, owner: KVPass, i: int) -> None:
+        self.owner = owner
+        self.i = i
+
+    def merge(
+        self, k: torch.Tensor, v: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, mask: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """``(keys, values, key_cos, key_sin, key_mask)`` this layer attends to."""
+        owner = self.owner
+        if owner.mode == "capture":
+            while len(owner.store) <= self.i:
+                owner.store.append([])
+            owner.store[self.i] = [k, v]
+            return k, v, cos, sin, mask
+        stored_k, stored_v = owner.store[self.i]
+        assert owner.cols is not None and owner.key_cos is not None and owner.key_sin is not None
+        index = owner.cols[:, None, :, None].expand(-1, k.shape[1], -1, k.shape[-1])
+        keys = stored_k.scatter(2, index, k.to(stored_k.dtype))
+        values = stored_v.scatter(2, index, v.to(stored_v.dtype))
+        if owner.write_back:
+            owner.store[self.i] = [keys, values]
+        return keys, values, owner.key_cos, owner.key_sin, owner.key_mask
+
+
 def self_attention(
     module: Any,
     x: torch.Tensor,
@@ -179,6 +243,7 @@ def self_attention(
     compute_dtype: torch.dtype | None,
     *,
     rope_fp32: bool,
+    kv: LayerKV | None = None,
 ) -> torch.Tensor:
     """Bidirectional GQA attention up to (not including) the output projection.
 
@@ -192,6 +257,7 @@ def self_attention(
         compute_dtype: Linear/attention compute dtype (None = the weights' own).
         rope_fp32: Rotate in fp32 and cast back (LLaDA's ``rope_full_precision``);
             otherwise rotate in the activation dtype (cos/sin must match it).
+        kv: This layer's view of a cached pass (None: plain attention over ``x``).
 
     Returns:
         ``[B, T, n_heads * head_dim]``.
@@ -201,12 +267,15 @@ def self_attention(
     q = linear(x, module.q_proj, compute_dtype).view(b, t, n_heads, head_dim).transpose(1, 2)
     k = linear(x, module.k_proj, compute_dtype).view(b, t, n_kv_heads, head_dim).transpose(1, 2)
     v = linear(x, module.v_proj, compute_dtype).view(b, t, n_kv_heads, head_dim).transpose(1, 2)
+    key_cos, key_sin = cos, sin
+    if kv is not None:
+        k, v, key_cos, key_sin, mask = kv.merge(k, v, cos, sin, mask)
     if rope_fp32:
         q = apply_rope(q.float(), cos, sin).to(q.dtype)
-        k = apply_rope(k.float(), cos, sin).to(k.dtype)
+        k = apply_rope(k.float(), key_cos, key_sin).to(k.dtype)
     else:
         q = apply_rope(q, cos, sin)
-        k = apply_rope(k, cos, sin)
+        k = apply_rope(k, key_cos, key_sin)
     rep = n_heads // n_kv_heads
     o = attention(q, repeat_kv(k, rep), repeat_kv(v, rep), mask, compute_dtype)
     return o.transpose(1, 2).reshape(b, t, n_heads * head_dim)

@@ -13,6 +13,7 @@ Example::
 
 from daedal.policies.budget import Budget
 from daedal.policies.bundle import Daedal
+from daedal.policies.cache import BlockQuotaUnmask, CachedBlocks, KVCache
 from daedal.policies.dream import DreamDecoding, DreamUnmask
 from daedal.policies.eos import eos_confidence
 from daedal.policies.expand import LowConfidenceExpand
@@ -26,13 +27,16 @@ from daedal.policies.unmask import BlockPointer, ThresholdUnmask
 
 __all__ = [
     "BlockPointer",
+    "BlockQuotaUnmask",
     "Budget",
+    "CachedBlocks",
     "ClassifierFreeGuidance",
     "Daedal",
     "DreamDecoding",
     "DreamUnmask",
     "EosConfidenceLength",
     "FastDllm",
+    "KVCache",
     "LLaDADecoding",
     "LLaDASchedule",
     "LeftPaddedFixedLength",

@@ -119,6 +119,14 @@ class Budget:
         assert canvas is not None
         return Window.whole(canvas.prompt_len, canvas.length)
 
+    @hookimpl
+    def prediction_reads(self, state: State) -> torch.Tensor | None:
+        # Only the last step the budget allows reads anything: every mask, which it commits.
+        if not state.stash.get(_FINAL, False):
+            return None
+        assert state.canvas is not None
+        return state.canvas.masked
+
     @hookimpl(tryfirst=True)
     def select_unmask(self, state: State, prediction: Prediction) -> Unmask | None:
         if not state.stash.get(_FINAL, False):

@@ -7,6 +7,7 @@ import attrs
 from daedal.core import GumbelTemperature
 from daedal.policies._bundle import from_part, part_kwargs
 from daedal.policies._validate import initial_within_max
+from daedal.policies.cache import KVCache, check_cache
 from daedal.policies.expand import LowConfidenceExpand
 from daedal.policies.length import EosConfidenceLength
 from daedal.policies.reference import check_reference_guidance
@@ -47,6 +48,9 @@ class Daedal:
         temperature: Gumbel-max temperature (0: greedy).
         cfg_scale: Classifier-free guidance scale (0: off).
         reference_compat: Reproduce the reference implementation exactly.
+        cache: None, ``"prefix"`` or ``"dual"``: a KV cache for stage 2 (insertions fall inside the
+            current block, so the cached prefix stays valid and the dual cache's suffix shifts with
+            them; see :mod:`daedal.policies.cache`).
     """
 
     # Each field is the part's own (default and validator): see daedal.policies._bundle.
@@ -62,6 +66,7 @@ class Daedal:
     temperature: float = from_part(GumbelTemperature, "temperature")
     cfg_scale: float = from_part(ClassifierFreeGuidance, "scale")
     reference_compat: bool = from_part(EosConfidenceLength, "reference_compat")
+    cache: str | None = attrs.field(default=None, validator=check_cache)
 
     def __attrs_post_init__(self) -> None:
         initial_within_max(self.initial_gen_length, self.max_gen_length)
@@ -89,4 +94,6 @@ class Daedal:
             parts.append(GumbelTemperature(**gumbel, precision="float32", streams=streams))
         if self.cfg_scale > 0:
             parts.append(ClassifierFreeGuidance(**part_kwargs(self, ClassifierFreeGuidance)))
+        if self.cache is not None:
+            parts.append(KVCache(kind=self.cache))
         return parts

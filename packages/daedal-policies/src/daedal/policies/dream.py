@@ -119,6 +119,11 @@ class DreamUnmask:
         return state.step >= self.steps
 
     @hookimpl
+    def prediction_reads(self, state: State) -> bool:
+        # Sampling draws noise over every column and vocabulary entry: the whole canvas.
+        return True
+
+    @hookimpl
     def select_unmask(self, state: State, prediction: Prediction) -> Unmask:
         canvas, window = state.canvas, state.window
         assert canvas is not None and window is not None

@@ -15,11 +15,12 @@ By default a row inserts only when the whole block fits, so nothing is ever cut.
 from __future__ import annotations
 
 import attrs
+import torch
 
 from daedal.core import Expand, Prediction, State, Unmask, hookimpl
 from daedal.policies._validate import boolean, int_at_least, unit_interval
 from daedal.policies.budget import CAP_BINDS, mark
-from daedal.policies.eos import eos_confidence
+from daedal.policies.eos import eos_confidence_of
 from daedal.policies.reference import reference_insertion_room
 
 
@@ -46,17 +47,22 @@ class LowConfidenceExpand:
     reference_compat: bool = attrs.field(default=False, validator=boolean)
 
     @hookimpl
+    def prediction_reads(self, state: State) -> torch.Tensor:
+        # The window's masks; the EOS scan extends the prediction itself from the row's end.
+        canvas, window = state.canvas, state.window
+        assert canvas is not None and window is not None
+        return canvas.masked & window.mask(canvas.width)
+
+    @hookimpl
     def select_expand(self, state: State, prediction: Prediction, unmask: Unmask) -> Expand | None:
         canvas, window = state.canvas, state.window
         assert canvas is not None and window is not None
-        eos = eos_confidence(
-            prediction.logits,
+        eos = eos_confidence_of(
+            prediction,
             eos_id=state.adapter.eos_id,
             start=canvas.prompt_len,
             end=canvas.length,
             window=self.eos_check_tokens,
-            p_eos=prediction.prob_of(state.adapter.eos_id),
-            argmax=prediction.argmax,
         )
         if self.reference_compat:
             room, truncate = reference_insertion_room(canvas, self.expansion_factor)

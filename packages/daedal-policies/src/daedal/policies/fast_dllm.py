@@ -12,8 +12,8 @@ current block every step commits
 
 Confidences are softmax probabilities in fp64 as in the reference; proposals may come from
 a Gumbel temperature wrapper. A block takes as many steps as it needs, so the forward-pass
-count is data-dependent. Ties go to the lowest column. The prefix and dual KV caches
-(c.2, c.3) are adapter features and not part of these policies.
+count is data-dependent. Ties go to the lowest column. ``FastDllm(cache="prefix" | "dual")``
+adds Fast-dLLM's KV caches (c.2, c.3; :mod:`daedal.policies.cache`).
 """
 
 from __future__ import annotations
@@ -33,6 +33,14 @@ def _ranks(score: torch.Tensor) -> torch.Tensor:
     ranks = torch.empty_like(order)
     ranks.scatter_(1, order, torch.arange(order.shape[1], device=order.device).expand_as(order))
     return ranks
+
+
+def fp64_confidence(prediction: Prediction) -> torch.Tensor:
+    """``[B, T]`` fp64 softmax probability of each proposal, as Fast-dLLM computes it (NaN where not computed)."""
+    logits = prediction.values.double()
+    proposed = prediction.gather(prediction.tokens).clamp(min=0)
+    picked = logits.gather(-1, proposed.unsqueeze(-1)).squeeze(-1)
+    return prediction.scatter(torch.exp(picked - torch.logsumexp(logits, -1)), float("nan"))
 
 
 @attrs.frozen(kw_only=True)
@@ -55,13 +63,17 @@ class ParallelUnmask:
             )
 
     @hookimpl
+    def prediction_reads(self, state: State) -> torch.Tensor:
+        canvas, window = state.canvas, state.window
+        assert canvas is not None and window is not None
+        return canvas.masked & window.mask(canvas.width)
+
+    @hookimpl
     def select_unmask(self, state: State, prediction: Prediction) -> Unmask:
         canvas, window = state.canvas, state.window
         assert canvas is not None and window is not None
         candidates = canvas.masked & window.mask(canvas.width)
-        logits = prediction.logits.double()
-        picked = logits.gather(-1, prediction.tokens.unsqueeze(-1)).squeeze(-1)
-        conf = torch.exp(picked - torch.logsumexp(logits, -1))
+        conf = fp64_confidence(prediction)
         score = conf.masked_fill(~candidates, float("-inf"))
         ranks = _ranks(score)
         if self.threshold is not None:
@@ -90,6 +102,8 @@ class FastDllm:
         threshold: Confidence threshold (default 0.9); None when ``factor`` is used.
         factor: Factor of the factor-based rule (None: threshold rule).
         temperature: Gumbel-max temperature (fp64 noise, as the reference).
+        cache: None, ``"prefix"`` or ``"dual"``: ``generate_with_prefix_cache`` /
+            ``generate_with_dual_cache`` (see :mod:`daedal.policies.cache`).
     """
 
     # Each field is the part's own (default and validator): see daedal.policies._bundle.
@@ -98,8 +112,12 @@ class FastDllm:
     threshold: float | None = from_part(ParallelUnmask, "threshold")
     factor: float | None = from_part(ParallelUnmask, "factor")
     temperature: float = from_part(GumbelTemperature, "temperature")
+    cache: str | None = attrs.field(default=None)
 
     def __attrs_post_init__(self) -> None:
+        from daedal.policies.cache import check_cache
+
+        check_cache(self, attrs.fields(FastDllm).cache, self.cache)
         if self.gen_length % self.block_length:
             raise ConfigError(
                 f"`block_length` {self.block_length} does not divide `gen_length` {self.gen_length}: "
@@ -109,11 +127,17 @@ class FastDllm:
 
     def parts(self) -> list[object]:
         """The policies this bundle stands for."""
-        parts: list[object] = [
-            FixedLength(**part_kwargs(self, FixedLength)),
-            BlockPointer(**part_kwargs(self, BlockPointer)),
-            ParallelUnmask(**part_kwargs(self, ParallelUnmask)),
-        ]
+        parts: list[object] = [FixedLength(**part_kwargs(self, FixedLength))]
+        if self.cache is None:
+            parts += [BlockPointer(**part_kwargs(self, BlockPointer)), ParallelUnmask(**part_kwargs(self, ParallelUnmask))]
+        else:
+            from daedal.policies.cache import CachedBlocks, CachedParallelUnmask, KVCache
+
+            parts += [
+                CachedBlocks(**part_kwargs(self, BlockPointer)),
+                CachedParallelUnmask(**part_kwargs(self, ParallelUnmask)),
+                KVCache(kind=self.cache),
+            ]
         if self.temperature > 0:
             parts.append(GumbelTemperature(**part_kwargs(self, GumbelTemperature), precision="float64"))
         return parts

@@ -21,10 +21,10 @@ from __future__ import annotations
 import attrs
 import torch
 
-from daedal.core import Canvas, ConfigError, LengthChanged, State, hookimpl
+from daedal.core import Canvas, ConfigError, LengthChanged, Prediction, State, hookimpl
 from daedal.policies._validate import boolean, initial_within_max, int_at_least, optional, unit_interval
 from daedal.policies.budget import CAP_BINDS, mark, new_token_cap, spent
-from daedal.policies.eos import eos_confidence
+from daedal.policies.eos import eos_confidence_of
 from daedal.policies.padding import build_canvas, check_fits, layout_prompts
 from daedal.policies.reference import ReferenceStage1
 
@@ -118,9 +118,11 @@ class EosConfidenceLength:
         stopped = torch.zeros_like(length, dtype=torch.bool)
         canvas = build_canvas(prompts, length, mask_id=mask_id, max_gen_length=cap)
         while True:
-            logits = state.forward(canvas.tokens, canvas.length)
-            eos = eos_confidence(
-                logits.float(),
+            # Logits only where the EOS scan needs them (from each row's end), not [B, T, V].
+            source = state.run(canvas.tokens, canvas.length)
+            nothing = torch.zeros(canvas.tokens.shape, dtype=torch.bool, device=canvas.device)
+            eos = eos_confidence_of(
+                Prediction.from_source(source, nothing),
                 eos_id=eos_id,
                 start=canvas.prompt_len,
                 end=canvas.length,

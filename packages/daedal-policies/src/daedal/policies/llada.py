@@ -22,6 +22,7 @@ import attrs
 from daedal.core import ConfigError, FixedLength, GumbelTemperature, SemiAutoregressive
 from daedal.policies._bundle import from_part, part_kwargs
 from daedal.policies._validate import boolean, int_at_least
+from daedal.policies.cache import cached_llada_parts, check_cache
 from daedal.policies.reference import baseline_steps, daedal_baseline_parts
 from daedal.policies.sampling import ClassifierFreeGuidance
 
@@ -50,6 +51,9 @@ class LLaDADecoding:
         cfg_scale: Classifier-free guidance scale (0: off; one extra forward pass per step).
         remasking: ``"low_confidence"`` or ``"random"``.
         reference_compat: The DAEDAL repository's baseline variant (see the module).
+        cache: None, ``"prefix"`` or ``"dual"``: Fast-dLLM's ``generate_with_prefix_cache`` /
+            ``generate_with_dual_cache`` (each block runs until it holds no mask, with LLaDA's
+            per-block transfer schedule; see :mod:`daedal.policies.cache`).
         streams: ``"batch"`` (the reference's draws over the batch tensor) or ``"rows"``
             (per-row streams: sampling and random remasking do not depend on the batch).
     """
@@ -63,6 +67,7 @@ class LLaDADecoding:
     cfg_scale: float = from_part(ClassifierFreeGuidance, "scale")
     remasking: Literal["low_confidence", "random"] = from_part(SemiAutoregressive, "remasking")
     reference_compat: bool = attrs.field(default=False, validator=boolean)
+    cache: str | None = attrs.field(default=None, validator=check_cache)
     streams: Literal["batch", "rows"] = from_part(SemiAutoregressive, "streams")
 
     def __attrs_post_init__(self) -> None:
@@ -88,6 +93,8 @@ class LLaDADecoding:
 
     def parts(self) -> list[object]:
         """The policies this bundle stands for."""
+        if self.cache is not None:
+            return cached_llada_parts(self)
         if self.reference_compat:
             return daedal_baseline_parts(self)
         parts: list[object] = [

@@ -39,6 +39,15 @@ class Refine:
     scope: str = attrs.field(default="canvas", validator=one_of("block", "canvas"))
 
     @hookimpl
+    def prediction_reads(self, state: State) -> torch.Tensor:
+        # The committed tokens of the region, whose beliefs rank the re-masking.
+        canvas, window = state.canvas, state.window
+        assert canvas is not None and window is not None
+        if self.scope == "block":
+            return canvas.generation & window.mask(canvas.width)
+        return canvas.generation
+
+    @hookimpl
     def select_remask(self, state: State, prediction: Prediction, unmask: Unmask) -> Remask | None:
         canvas, window = state.canvas, state.window
         assert canvas is not None and window is not None

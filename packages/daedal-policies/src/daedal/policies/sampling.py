@@ -2,8 +2,8 @@
 
 Each wrapper receives the prediction of the policies inside it and returns a new one:
 
-* :class:`ClassifierFreeGuidance` (innermost, ``trylast``): runs a second, unconditional
-  forward pass on the canvas with every prompt slot set to the mask id and combines
+* :class:`ClassifierFreeGuidance` (the innermost answer, ``trylast``): runs the canvas and an
+  unconditional copy with every prompt slot set to the mask id as one batched forward and combines
   ``ℓ_u + (s + 1)(ℓ_c − ℓ_u)``. The prompt slots are read from the current canvas, so it
   keeps working after a length change.
 * :class:`SuppressTokens`: bans ids (their logits become ``-inf``): the hook a deployment
@@ -22,7 +22,8 @@ from __future__ import annotations
 import attrs
 import torch
 
-from daedal.core import ConfigError, GumbelTemperature, Prediction, State, hookimpl
+from daedal.core import ConfigError, GumbelTemperature, Prediction, State, Window, hookimpl
+from daedal.core.prediction import read_index
 from daedal.policies._validate import int_at_least, non_negative, optional
 
 #: Gumbel-max temperature sampling (LLaDA/DAEDAL's), from the core.
@@ -51,8 +52,11 @@ def top_k_filter(logits: torch.Tensor, top_k: int) -> torch.Tensor:
 class ClassifierFreeGuidance:
     """Unsupervised classifier-free guidance: ``ℓ_u + (scale + 1)(ℓ_c − ℓ_u)``.
 
-    Costs one extra forward pass per step (counted). The unconditional input is the
-    canvas with its prompt slots masked (with left-padded prompts, the pads too).
+    The conditional canvas and the unconditional one (its prompt slots masked; with
+    left-padded prompts, the pads too) run as one batched forward pass of ``2B`` rows,
+    as the references do; it is counted as two forward passes (two canvases of compute).
+    Guidance is elementwise, so it composes with sparse logits: both halves are computed
+    at the same read columns.
 
     Attributes:
         scale: Guidance scale ``s`` (0 disables it).
@@ -60,21 +64,46 @@ class ClassifierFreeGuidance:
 
     scale: float = attrs.field(default=0.0, validator=non_negative)
 
-    @hookimpl(wrapper=True, trylast=True)
-    def predict(self, state: State):  # type: ignore[no-untyped-def]
-        prediction: Prediction = yield
-        if self.scale == 0:
-            return prediction
+    @hookimpl
+    def prediction_reads(self, state: State) -> None:
+        return None  # guidance reads what the other policies read
+
+    @hookimpl(trylast=True)
+    def predict(self, state: State) -> Prediction:
         canvas = state.canvas
         assert canvas is not None
+        if self.scale == 0:
+            return Prediction.from_source(state.run(canvas.tokens, canvas.length, window=state.window), state.reads)
         prompt = canvas.columns < canvas.prompt_len[:, None]
-        uncond = state.forward(canvas.tokens.masked_fill(prompt, canvas.mask_id), canvas.length, window=state.window)
-        uncond = uncond.float()
-        cond = prediction.logits
-        guided = uncond + (self.scale + 1.0) * (cond - uncond)
-        # A logit that is -inf on either side (a banned or impossible id) stays -inf instead of NaN.
-        finite = torch.isfinite(cond) & torch.isfinite(uncond)
-        return Prediction.greedy(torch.where(finite, guided, torch.minimum(cond, uncond)))
+        tokens = torch.cat([canvas.tokens, canvas.tokens.masked_fill(prompt, canvas.mask_id)])
+        window = state.window
+        if window is not None:
+            window = Window(start=window.start.repeat(2), end=window.end.repeat(2))
+        source = state.run(tokens, canvas.length.repeat(2), window=window, passes=2)
+        batch = canvas.batch_size
+        scale = self.scale
+
+        def halves(index: torch.Tensor, ids: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+            both = source.at(index.repeat(2, 1), ids)
+            return both[:batch], both[batch:]
+
+        def guide(cond: torch.Tensor, uncond: torch.Tensor) -> torch.Tensor:
+            guided = uncond + (scale + 1.0) * (cond - uncond)
+            # A logit that is -inf on either side (a banned or impossible id) stays -inf instead of NaN.
+            finite = torch.isfinite(cond) & torch.isfinite(uncond)
+            return torch.where(finite, guided, torch.minimum(cond, uncond))
+
+        def guided_source(index: torch.Tensor, ids: torch.Tensor | None) -> torch.Tensor:
+            return guide(*halves(index, ids))
+
+        if state.reads is None:
+            dense = source.dense()
+            prediction = Prediction.greedy(guide(dense[:batch], dense[batch:]))
+        else:
+            index = read_index(state.reads)
+            prediction = Prediction._sparse_greedy(guide(*halves(index, None)), index, canvas.width, None)
+        prediction._source = guided_source
+        return prediction
 
 
 @attrs.frozen(kw_only=True)
@@ -92,16 +121,20 @@ class SuppressTokens:
         if not value or min(value) < 0:
             raise ConfigError(f"`ids` must be a non-empty list of token ids >= 0, got {list(value)!r}")
 
+    @hookimpl
+    def prediction_reads(self, state: State) -> None:
+        return None  # a per-column transform: it reads what the other policies read
+
     @hookimpl(wrapper=True)
     def predict(self, state: State):  # type: ignore[no-untyped-def]
         prediction: Prediction = yield
-        vocab = prediction.logits.shape[-1]
+        vocab = prediction.vocab_size
         if self.ids[-1] >= vocab:
             raise ConfigError(f"`ids` {list(self.ids)} holds ids outside the vocabulary [0, {vocab})")
         if state.canvas is not None and state.canvas.mask_id in self.ids:
             raise ConfigError(f"`ids` must not hold the mask id {state.canvas.mask_id}")
-        index = torch.tensor(self.ids, device=prediction.logits.device)
-        return Prediction.greedy(prediction.logits.index_fill(-1, index, float("-inf")))
+        index = torch.tensor(self.ids, device=prediction.values.device)
+        return prediction.map_logits(lambda logits: logits.index_fill(-1, index, float("-inf")))
 
 
 @attrs.frozen(kw_only=True)
@@ -122,12 +155,18 @@ class TopPTopK:
         if self.top_p is None and self.top_k is None:
             raise ConfigError("`TopPTopK` needs `top_p` or `top_k`")
 
+    @hookimpl
+    def prediction_reads(self, state: State) -> None:
+        return None  # a per-column transform: it reads what the other policies read
+
     @hookimpl(wrapper=True)
     def predict(self, state: State):  # type: ignore[no-untyped-def]
         prediction: Prediction = yield
-        logits = prediction.logits
+        return prediction.map_logits(self._filter)
+
+    def _filter(self, logits: torch.Tensor) -> torch.Tensor:
         if self.top_p is not None and self.top_p < 1:
             logits = top_p_filter(logits, self.top_p)
         if self.top_k is not None:
             logits = top_k_filter(logits, self.top_k)
-        return Prediction.greedy(logits)
+        return logits

@@ -44,6 +44,12 @@ def one_hot_columns(index: torch.Tensor, width: int) -> torch.Tensor:
     return torch.arange(width, device=index.device) == index[:, None]
 
 
+def best_non_mask_of(prediction: Prediction, mask_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`best_non_mask` per column of a dense or sparse prediction (``[B, T]`` each; NaN / -1 where not computed)."""
+    prob, token = best_non_mask(prediction.values, mask_id)
+    return prediction.scatter(prob, float("nan")), prediction.scatter(token, -1)
+
+
 def threshold_fill(
     prediction: Prediction, candidates: torch.Tensor, threshold: float, mask_id: int
 ) -> Unmask:
@@ -65,7 +71,7 @@ def threshold_fill(
     tokens = proposal
     only_masks = needs & ~has_usable
     if bool(only_masks.any()):  # rare: real models seldom propose the mask id
-        prob, token = best_non_mask(prediction.logits, mask_id)
+        prob, token = best_non_mask_of(prediction, mask_id)
         pick = one_hot_columns(prob.masked_fill(~candidates, float("-inf")).argmax(1), fill.shape[1])
         pick = pick & only_masks[:, None]
         tokens = torch.where(pick, token, proposal)
@@ -111,6 +117,12 @@ class ThresholdUnmask:
     """
 
     threshold: float = attrs.field(default=0.9, validator=unit_interval)
+
+    @hookimpl
+    def prediction_reads(self, state: State) -> torch.Tensor:
+        canvas, window = state.canvas, state.window
+        assert canvas is not None and window is not None
+        return canvas.masked & window.mask(canvas.width)
 
     @hookimpl
     def select_unmask(self, state: State, prediction: Prediction) -> Unmask:

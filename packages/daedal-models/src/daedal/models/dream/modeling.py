@@ -138,9 +138,10 @@ class DreamAttention(nn.Module):
         sin: torch.Tensor,
         mask: torch.Tensor | None,
         compute_dtype: torch.dtype | None,
+        kv: _layers.LayerKV | None = None,
     ) -> torch.Tensor:
         # Dream rotates in the activation dtype with cos/sin already cast to it (unlike LLaDA's fp32 RoPE).
-        o = _layers.self_attention(self, x, cos, sin, mask, compute_dtype, rope_fp32=False)
+        o = _layers.self_attention(self, x, cos, sin, mask, compute_dtype, rope_fp32=False, kv=kv)
         return _layers.linear(o, self.o_proj, compute_dtype)
 
 
@@ -172,8 +173,9 @@ class DreamDecoderLayer(nn.Module):
         sin: torch.Tensor,
         mask: torch.Tensor | None,
         compute_dtype: torch.dtype | None,
+        kv: _layers.LayerKV | None = None,
     ) -> torch.Tensor:
-        x = x + self.self_attn(self.input_layernorm(x), cos, sin, mask, compute_dtype)
+        x = x + self.self_attn(self.input_layernorm(x), cos, sin, mask, compute_dtype, kv)
         return x + self.mlp(self.post_attention_layernorm(x), compute_dtype)
 
 
@@ -249,12 +251,51 @@ class DreamModel(_layers.NativeModel):
             theta=self.config.rope_theta,
             precision=self.precision,
         )
+        return self.head(self.hidden(input_ids, attention_mask, position_ids))
+
+    def hidden(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        *,
+        kv: _layers.KVPass | None = None,
+    ) -> torch.Tensor:
+        """``[B, T, hidden_size]`` final hidden states (after the norm): the LM head's input (unshifted rows).
+
+        With ``kv`` the pass captures or uses a session's key/value store; ``position_ids``
+        are then the fed columns.
+        """
+        cos, sin, mask, compute_dtype = _layers.rope_and_mask(
+            input_ids,
+            attention_mask,
+            position_ids,
+            head_dim=self.config.attn_head_dim,
+            theta=self.config.rope_theta,
+            precision=self.precision,
+        )
         h = self.model.embed_tokens(input_ids)
         # Dream casts cos/sin to the hidden states' dtype (the embedding output) before use.
         cos, sin = cos.to(h.dtype), sin.to(h.dtype)
-        for layer in self.model.layers:
-            h = layer(h, cos, sin, mask, compute_dtype)
-        return _layers.linear(self.model.norm(h), self.lm_head, compute_dtype)
+        if kv is not None and kv.key_cos is not None:
+            kv.key_cos, kv.key_sin = kv.key_cos.to(h.dtype), kv.key_sin.to(h.dtype)
+        for i, layer in enumerate(self.model.layers):
+            h = layer(h, cos, sin, mask, compute_dtype, None if kv is None else kv.layer(i))
+        return self.model.norm(h)
+
+    def key_angles(self, width: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """RoPE ``(cos, sin)`` of the keys ``0..width-1`` (fp32; cast to the activation dtype in :meth:`hidden`)."""
+        return _layers.rope_angles(
+            torch.arange(width, device=device), self.config.attn_head_dim, self.config.rope_theta
+        )
+
+    def head(self, h: torch.Tensor, ids: torch.Tensor | None = None) -> torch.Tensor:
+        """Raw (shifted) logits of hidden states ``h``; ``ids``: only those vocabulary entries."""
+        compute_dtype = _layers.compute_dtype_for(self.precision)
+        weight = self.lm_head.weight if ids is None else self.lm_head.weight.index_select(0, ids)
+        if compute_dtype is None:
+            return nn.functional.linear(h, weight)
+        return nn.functional.linear(h.to(compute_dtype), weight.to(compute_dtype))
 
 
 def shift_logits(logits: torch.Tensor) -> torch.Tensor:

@@ -188,9 +188,10 @@ class LLaDABlock(nn.Module):
         sin: torch.Tensor,
         mask: torch.Tensor | None,
         compute_dtype: torch.dtype | None,
+        kv: _layers.LayerKV | None = None,
     ) -> torch.Tensor:
         # rope_full_precision: rotate in fp32, cast back to the activation dtype.
-        o = _layers.self_attention(self, self.attn_norm(x), cos, sin, mask, compute_dtype, rope_fp32=True)
+        o = _layers.self_attention(self, self.attn_norm(x), cos, sin, mask, compute_dtype, rope_fp32=True, kv=kv)
         x = x + _layers.linear(o, self.attn_out, compute_dtype)
         return x + _layers.swiglu(self.ff_norm(x), self.ff_proj, self.up_proj, self.ff_out, compute_dtype)
 
@@ -272,6 +273,21 @@ class LLaDAModelLM(_layers.NativeModel):
         Returns:
             ``[B, T, embedding_size]`` logits; ``logits[b, i]`` predicts slot ``i``.
         """
+        return self.head(self.hidden(input_ids, attention_mask, position_ids))
+
+    def hidden(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        *,
+        kv: _layers.KVPass | None = None,
+    ) -> torch.Tensor:
+        """``[B, T, d_model]`` final hidden states (after ``ln_f``): the LM head's input.
+
+        With ``kv`` the pass captures or uses a session's key/value store
+        (:class:`~daedal.models._layers.KVPass`); ``position_ids`` are then the fed columns.
+        """
         tr = self.transformer
         cos, sin, mask, compute_dtype = _layers.rope_and_mask(
             input_ids,
@@ -282,15 +298,24 @@ class LLaDAModelLM(_layers.NativeModel):
             precision=self.precision,
         )
         h = tr.wte(input_ids)
-        for block in tr.blocks:
-            h = block(h, cos, sin, mask, compute_dtype)
-        h = tr.ln_f(h)
-        if tr.ff_out is None:  # weight tying
-            head = tr.wte.weight
-            if compute_dtype is not None:
-                return nn.functional.linear(h.to(compute_dtype), head.to(compute_dtype))
-            return nn.functional.linear(h, head)
-        return _layers.linear(h, tr.ff_out, compute_dtype)
+        for i, block in enumerate(tr.blocks):
+            h = block(h, cos, sin, mask, compute_dtype, None if kv is None else kv.layer(i))
+        return tr.ln_f(h)
+
+    def key_angles(self, width: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """RoPE ``(cos, sin)`` of the keys ``0..width-1``, as a full pass rotates them."""
+        return _layers.rope_angles(torch.arange(width, device=device), self.config.head_dim, self.config.rope_theta)
+
+    def head(self, h: torch.Tensor, ids: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits of hidden states ``h`` (``[..., d_model]``); ``ids``: only those vocabulary entries."""
+        tr = self.transformer
+        compute_dtype = _layers.compute_dtype_for(self.precision)
+        weight = tr.wte.weight if tr.ff_out is None else tr.ff_out.weight  # weight tying: the head reuses wte
+        if ids is not None:
+            weight = weight.index_select(0, ids)
+        if compute_dtype is not None:
+            return nn.functional.linear(h.to(compute_dtype), weight.to(compute_dtype))
+        return nn.functional.linear(h, weight)
 
 
 # ---------------------------------------------------------------------------------------- I/O

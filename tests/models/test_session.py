@@ -1,0 +1,151 @@
+"""The native models' session: logits where read, and cached passes that agree with full ones."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from daedal.core import Engine
+from daedal.core.session import CachedSession
+from daedal.models._session import NativeBackend
+
+
+def _tokens(adapter, batch=2, width=24, seed=0):  # type: ignore[no-untyped-def]
+    g = torch.Generator().manual_seed(seed)
+    tokens = torch.randint(5, 200, (batch, width), generator=g)
+    tokens[:, 12:] = adapter.mask_id
+    return tokens
+
+
+def test_logits_at_chosen_columns_equal_the_full_logits(adapter):
+    tokens = _tokens(adapter)
+    length = torch.tensor([24, 20])
+    session = adapter.open_session()
+    source = session.forward(tokens, length)
+    full = adapter.logits(tokens, length).float()
+    index = torch.tensor([[0, 5, 23], [1, 19, 3]])
+    want = full.gather(1, index[..., None].expand(-1, -1, full.shape[-1]))
+    assert torch.equal(source.at(index), want)
+    ids = torch.tensor([adapter.eos_id, 7, 11])
+    # A narrow product may round differently in the last bit: the EOS screen allows for it with a margin.
+    torch.testing.assert_close(source.at(index, ids), want[..., ids], rtol=1e-5, atol=1e-6)
+    assert torch.equal(source.dense(), full)
+
+
+@pytest.mark.parametrize("mode", ["prefix", "dual"])
+def test_a_cached_pass_over_an_unchanged_canvas_equals_the_full_pass(adapter, mode):
+    # With the store filled from these very tokens, feeding a block must give the full pass's hidden states.
+    tokens = _tokens(adapter, seed=1)
+    length = torch.tensor([24, 21])
+    backend = NativeBackend(adapter)
+    hidden, store = backend.full(tokens, length, capture=True)
+    start = torch.tensor([8, 10])
+    stop = start + 4 if mode == "dual" else length
+    width = int((stop - start).max())
+    cols = (start[:, None] + torch.arange(width)).clamp(max=(stop - 1)[:, None])
+    fed, _ = backend.partial(tokens, length, cols, store, write_back=mode == "dual")
+    want = hidden.gather(1, cols[..., None].expand(-1, -1, hidden.shape[-1]))
+    torch.testing.assert_close(fed, want, rtol=1e-5, atol=1e-5)
+    fresh, _ = backend.full(tokens, length, capture=False)
+    assert torch.equal(fresh, hidden)
+
+
+def test_a_stale_store_changes_the_cached_pass(llada):
+    # The converse: after the block changed, the cached pass differs from a full pass (the cache approximates).
+    tokens = _tokens(llada, seed=2)
+    length = torch.tensor([24, 24])
+    backend = NativeBackend(llada)
+    _, store = backend.full(tokens, length, capture=True)
+    changed = tokens.clone()
+    changed[:, 12:16] = 42
+    cols = torch.arange(12, 16).expand(2, -1)
+    fed, _ = backend.partial(changed, length, cols, store, write_back=True)
+    full, _ = backend.full(changed, length, capture=False)
+    assert not torch.allclose(fed, full[:, 12:16], atol=1e-4)
+
+
+def test_after_an_insertion_the_shifted_keys_equal_a_fresh_computation(llada):
+    # Daedal with the dual cache: after an insertion the stored keys moved with the canvas. The first
+    # layer's keys (before RoPE) depend on the token alone, so a fresh computation on the new canvas
+    # must give exactly the moved entries, and rotating them at their new columns is what a full pass does.
+    from daedal.core import hookimpl
+    from daedal.models import _layers
+    from daedal.policies import Daedal
+
+    seen = []
+
+    class Spy:
+        @hookimpl
+        def on_event(self, event, state):  # type: ignore[no-untyped-def]
+            if event.kind == "step-finished" and event.expand is not None and bool(event.expand.where.any()):
+                from daedal.core.session import expansion_sources
+
+                session = state.session
+                # The store describes the canvas the step's pass saw: only the slots committed in this
+                # very step carry a newer token (the next pass refreshes them); every other column,
+                # moved or not, must match a fresh computation exactly.
+                src = expansion_sources(event.expand.where, event.expand.factor, event.after.width)
+                committed_now = event.unmask.where.gather(1, src)
+                keep = event.after.valid & ~committed_now
+                moved = event.after.columns != src
+                seen.append((event.after.tokens.clone(), keep, keep & moved, [t.clone() for t in session.store]))
+
+    daedal = Daedal(initial_gen_length=16, max_gen_length=64, block_length=8, eos_check_tokens=8,
+                    low_conf_threshold=0.9, expand_eos_confidence_threshold=1.0, eos_confidence_threshold=0.0,
+                    expansion_factor=4, cache="dual")
+    Engine(llada, [daedal, Spy()]).generate([[5, 6, 7, 8], [9, 10]])
+    assert seen, "no insertion happened"
+    block = llada.model.transformer.blocks[0]
+    suffix_checked = 0
+    for tokens, valid, moved, store in seen:
+        with torch.no_grad():
+            x = block.attn_norm(llada.model.transformer.wte(tokens))
+            b, t, _ = x.shape
+            k = _layers.linear(x, block.k_proj, None).view(b, t, block.n_kv_heads, block.head_dim).transpose(1, 2)
+        suffix_checked += int(moved.sum())
+        stored = store[0]
+        assert stored.shape == k.shape
+        assert torch.equal(stored[valid[:, None, :, None].expand_as(k)], k[valid[:, None, :, None].expand_as(k)])
+        cos, sin = llada.model.key_angles(t, k.device)
+        rotated = _layers.apply_rope(stored.float(), cos, sin)
+        fresh = _layers.apply_rope(k.float(), cos, sin)
+        assert torch.equal(rotated[valid[:, None, :, None].expand_as(k)], fresh[valid[:, None, :, None].expand_as(k)])
+    assert suffix_checked > 0
+
+
+def test_engine_runs_use_the_native_session(llada):
+    from daedal.policies import LLaDADecoding
+
+    sessions: list[CachedSession] = []
+    real = llada.open_session
+
+    def record(**kwargs):  # type: ignore[no-untyped-def]
+        sessions.append(real(**kwargs))
+        return sessions[-1]
+
+    llada.open_session = record  # type: ignore[method-assign]
+    try:
+        Engine(llada, [LLaDADecoding(gen_length=16, steps=16, block_length=4, cache="dual")]).generate([[5, 6, 7]])
+    finally:
+        del llada.open_session
+    (session,) = sessions
+    assert session.passes == {"full": 4, "partial": 12} and session.closed
+
+
+@pytest.mark.parametrize("mode", ["prefix", "dual"])
+@pytest.mark.parametrize("decoder", ["llada", "fast-dllm"])
+@pytest.mark.parametrize("prompts", [[[5, 6, 7]], [[5, 6, 7, 8], [9, 10], [11, 12, 13]]], ids=["batch1", "ragged"])
+def test_native_caches_match_a_per_row_transcription_of_fast_dllm(adapter, mode, decoder, prompts):
+    from daedal.policies import FastDllm, LLaDADecoding
+    from tests.policies.oracles.cache_oracle import NativeOracle, cached_reference
+
+    if decoder == "llada":
+        policy = LLaDADecoding(gen_length=12, steps=12, block_length=4, cache=mode)
+        params = dict(steps=12)
+    else:
+        policy = FastDllm(gen_length=12, block_length=4, threshold=0.02, cache=mode)
+        params = dict(threshold=0.02)
+    result = Engine(adapter, [policy]).generate(prompts)
+    expected, passes = cached_reference(NativeOracle(adapter), prompts, gen_length=12, block_length=4, mode=mode, **params)
+    assert result.tokens == expected
+    assert result.stats.forward_passes == max(passes)
