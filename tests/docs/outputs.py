@@ -90,6 +90,7 @@ def run_page(page: Path, scratch: Path) -> list[tuple[Shown, list[str]]]:
     out: list[tuple[Shown, list[str]]] = []
     namespace: dict = {"__name__": "__docs__"}
     last_python: list[str] | None = None
+    last_bash: list[str] = []
     last_where = ""
     old_cwd = os.getcwd()
     os.chdir(scratch)
@@ -100,20 +101,23 @@ def run_page(page: Path, scratch: Path) -> list[tuple[Shown, list[str]]]:
                 buffer = io.StringIO()
                 with contextlib.redirect_stdout(buffer):
                     exec(compile(block.code, block.where, "exec"), namespace)
-                last_python, last_where = buffer.getvalue().splitlines(), block.where
+                last_python, last_where, last_bash = buffer.getvalue().splitlines(), block.where, []
             elif block.lang in ("bash", "sh") and not block.skip:
-                commands = [c.strip() for line in block.code.splitlines() for c in line.split("&&")]
-                last_python, last_where = [], block.where
-                for command in commands:
-                    if command.startswith("daedal "):
-                        last_python += _run_daedal(shlex.split(command, comments=True)[1:])
+                # run only when an output block follows (a bash block may show an 8B command)
+                last_bash = [c.strip() for line in block.code.splitlines() for c in line.split("&&")]
+                last_python, last_where = None, block.where
             elif block.lang == "text" and _is_output(lines, block):
+                if last_python is None and last_bash:
+                    last_python = []
+                    for command in last_bash:
+                        if command.startswith("daedal "):
+                            last_python += _run_daedal(shlex.split(command, comments=True)[1:])
                 if last_python is None:
                     raise AssertionError(f"{block.where}: an output block must follow a python or bash block")
-                body = block.code.splitlines()
+                body = [] if block.code == "\n" else block.code[:-1].split("\n")
                 shown = Shown(page, block.line, len(body), tuple(body), f"the block at {last_where}")
                 out.append((shown, last_python))
-                last_python = None
+                last_python, last_bash = None, []
             elif block.lang == "console" and not block.skip:
                 body = block.code.splitlines()
                 i = 0
