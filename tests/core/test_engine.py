@@ -222,10 +222,19 @@ def test_no_unmask_answer_raises(adapter):
         Engine(adapter, [FixedLength(gen_length=4), Defers()]).generate(PROMPTS)
 
 
-def test_max_steps_guard(adapter):
+def test_max_steps_ends_the_loop_with_a_final_fill(adapter):
     engine = Engine(adapter, [FixedLength(gen_length=8), FillLeftmost()], config=EngineConfig(max_steps=3))
-    with pytest.raises(PolicyError, match="max_steps"):
-        engine.generate(PROMPTS)
+    out = engine.generate(PROMPTS, record=True)
+    assert out.stats.stopped_by == "max_steps"
+    assert out.stats.steps == 3
+    # FillLeftmost wrote 4 three times; the engine's final fill committed the other 5 slots per row.
+    assert all(row[:3] == [4, 4, 4] for row in out.tokens)
+    assert out.stats.final_fill == 2 * 5
+    assert all(adapter.mask_id not in row for row in out.tokens)
+    assert out.stats.forward_passes == 4  # one more for the final fill
+    steps = out.trace.of_kind("step-finished")
+    assert [e["decided_by"]["select_unmask"] for e in steps] == ["FillLeftmost(token=4)"] * 3 + ["engine (final fill)"]
+    assert steps[-1]["step"] == 3 and sum(len(r) for r in steps[-1]["filled"]) == 10
 
 
 # -- results, events, trace ----------------------------------------------------------------

@@ -163,3 +163,15 @@ def test_logits_reject_rows_beyond_max_length(llada):
     tokens = torch.zeros(1, llada.max_length + 1, dtype=torch.long)
     with pytest.raises(ConfigError, match="max_length"):
         llada.logits(tokens, torch.tensor([tokens.shape[1]]))
+
+
+@pytest.mark.parametrize("damage", ["empty", "truncated", "garbage"])
+def test_unreadable_weight_file_names_the_file(llada_dir, tmp_path, damage):
+    d = _copy(llada_dir, tmp_path / "c")
+    path = d / "model.safetensors"
+    data = path.read_bytes()
+    path.write_bytes({"empty": b"", "truncated": data[: len(data) // 2], "garbage": b"\x00not a safetensors file" * 64}[damage])
+    with pytest.raises(AdapterError) as err:
+        LLaDA.from_pretrained(d)
+    assert str(path) in str(err.value) and "cannot be read as safetensors" in str(err.value)
+    assert err.value.code == "checkpoint"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from daedal.core.testing import Parts
 from daedal.core.testing.contract import PolicyContract
 from daedal.policies import (
     BlockPointer,
@@ -21,18 +22,11 @@ from daedal.policies import (
 )
 from daedal.policies.refine import Refine
 
+# Stage 1 stops well below max_gen_length on the contract's fake model (eos_confidence_threshold), and
+# low_conf_threshold lets stage 2 insert: the contract requires LowConfidenceExpand to act.
 SMALL = dict(initial_gen_length=8, max_gen_length=48, block_length=8, eos_check_tokens=8, expansion_factor=4,
-             high_conf_threshold=0.7, low_conf_threshold=0.3, expand_eos_confidence_threshold=0.8)
-
-
-class Parts:
-    """A bundle of explicit policies (for parts that are tested together with others)."""
-
-    def __init__(self, *policies: object) -> None:
-        self._parts = list(policies)
-
-    def parts(self) -> list[object]:
-        return self._parts
+             high_conf_threshold=0.9, low_conf_threshold=0.7, expand_eos_confidence_threshold=0.8,
+             eos_confidence_threshold=0.05)
 
 
 class TestDaedal(PolicyContract):
@@ -98,9 +92,14 @@ class TestSamplingWrappers(PolicyContract):
 
 
 class TestBudget(PolicyContract):
+    # At its last pass the budget answers every decision hook so that nothing else expands or
+    # re-masks: those answers select no position by design.
+    optional_hooks = frozenset({"Budget.select_expand", "Budget.select_remask"})
+
     @pytest.fixture
     def policy(self):
-        return Parts(Budget(max_forward_passes=5, max_new_tokens=40), Daedal(**SMALL))
+        # 14 passes: stage 1 and some stage-2 steps (with insertions) run before the budget binds.
+        return Parts(Budget(max_forward_passes=14, max_new_tokens=40), Daedal(**SMALL))
 
 
 class TestRefine(PolicyContract):

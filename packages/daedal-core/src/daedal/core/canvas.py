@@ -7,7 +7,8 @@ invariant and raises :class:`~daedal.core.CanvasError` instead of producing a
 broken canvas:
 
 * I1 the prompt never changes;
-* I2 unmasking writes only at masked positions and never writes the mask id;
+* I2 unmasking writes only at masked positions, never writes the mask id, and (when the
+  canvas knows its vocabulary) writes only ids inside it;
 * I3 expansion turns a masked position into ``factor`` masks and keeps the order of
   every other token;
 * I4 positions past a row's length hold the pad id, and no length exceeds
@@ -37,7 +38,7 @@ def _long(x: torch.Tensor | Sequence[int] | int, batch: int, device: torch.devic
     return t
 
 
-@attrs.frozen(eq=False)
+@attrs.frozen(eq=False, repr=False)
 class Canvas:
     """An immutable batch of token rows: prompt, then generation slots, then padding.
 
@@ -48,6 +49,8 @@ class Canvas:
         max_length: ``[B]`` the largest ``length`` each row may reach.
         mask_id: Id of the mask token.
         pad_id: Id written past each row's length.
+        vocab_size: When set, every id an ``Unmask`` commits must lie in ``[0, vocab_size)``
+            (the engine sets it from the adapter).
     """
 
     tokens: torch.Tensor
@@ -56,6 +59,12 @@ class Canvas:
     max_length: torch.Tensor
     mask_id: int
     pad_id: int
+    vocab_size: int | None = attrs.field(default=None, kw_only=True)
+
+    def __repr__(self) -> str:
+        b, w = self.tokens.shape
+        lengths = self.length.tolist() if b <= 8 else f"{int(self.length.min())}..{int(self.length.max())}"
+        return f"Canvas(batch={b}, width={w}, length={lengths}, masks={int(self.masked.sum())})"
 
     def __attrs_post_init__(self) -> None:
         if self.tokens.ndim != 2 or self.tokens.dtype != torch.long:
@@ -189,6 +198,8 @@ class Canvas:
             _check_shape("Unmask.tokens", unmask.tokens, shape, torch.long)
             where = unmask.where
             bad = (where & ~self.masked) | (where & (unmask.tokens == self.mask_id))
+            if self.vocab_size is not None:
+                bad = bad | (where & ((unmask.tokens < 0) | (unmask.tokens >= self.vocab_size)))
             if bad.any():
                 self._raise_bad("Unmask", bad, unmask.tokens)
             tokens = torch.where(where, unmask.tokens, tokens)
@@ -254,6 +265,8 @@ class Canvas:
             why = "is both unmasked and expanded in the same step"
         elif tokens is not None and int(tokens[b, c]) == self.mask_id:
             why = "would be written with the mask id"
+        elif tokens is not None and self.vocab_size is not None and not 0 <= int(tokens[b, c]) < self.vocab_size:
+            why = f"would be written with id {int(tokens[b, c])}, outside the vocabulary [0, {self.vocab_size})"
         else:
             why = "is not allowed"
         raise CanvasError(
@@ -263,13 +276,21 @@ class Canvas:
         )
 
 
+def _count(where: object) -> str:
+    """``positions=[per-row counts]`` for a decision's repr (no tensor dump)."""
+    if not isinstance(where, torch.Tensor) or where.ndim != 2:
+        return f"where={type(where).__name__}"
+    counts = where.sum(1).tolist()
+    return f"positions={counts}" if len(counts) <= 8 else f"positions={sum(counts)} in {len(counts)} rows"
+
+
 def _check_shape(name: str, t: torch.Tensor, shape: tuple[int, ...], dtype: torch.dtype) -> None:
     if not isinstance(t, torch.Tensor) or tuple(t.shape) != shape or t.dtype != dtype:
         got = f"{t.dtype} {tuple(t.shape)}" if isinstance(t, torch.Tensor) else type(t).__name__
         raise CanvasError(f"`{name}` must be a {dtype} tensor of the canvas shape {shape}, got {got}")
 
 
-@attrs.frozen(eq=False, kw_only=True)
+@attrs.frozen(eq=False, kw_only=True, repr=False)
 class Unmask:
     """Commit ``tokens`` at the positions in ``where``.
 
@@ -281,13 +302,16 @@ class Unmask:
     where: torch.Tensor
     tokens: torch.Tensor
 
+    def __repr__(self) -> str:
+        return f"Unmask({_count(self.where)})"
+
     @classmethod
     def none_like(cls, canvas: Canvas) -> Unmask:
         """A decision that commits nothing."""
         return cls(where=torch.zeros_like(canvas.tokens, dtype=torch.bool), tokens=canvas.tokens)
 
 
-@attrs.frozen(eq=False, kw_only=True)
+@attrs.frozen(eq=False, kw_only=True, repr=False)
 class Remask:
     """Turn committed generation tokens in ``where`` back into masks, to be predicted again.
 
@@ -298,8 +322,11 @@ class Remask:
 
     where: torch.Tensor
 
+    def __repr__(self) -> str:
+        return f"Remask({_count(self.where)})"
 
-@attrs.frozen(eq=False, kw_only=True)
+
+@attrs.frozen(eq=False, kw_only=True, repr=False)
 class Expand:
     """Widen each masked position in ``where`` into ``factor`` masks.
 
@@ -313,6 +340,9 @@ class Expand:
     where: torch.Tensor
     factor: int = attrs.field()
     truncate: bool = False
+
+    def __repr__(self) -> str:
+        return f"Expand({_count(self.where)}, factor={self.factor}, truncate={self.truncate})"
 
     @factor.validator
     def _check_factor(self, _attribute: attrs.Attribute, value: int) -> None:

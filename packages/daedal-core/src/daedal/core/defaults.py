@@ -7,14 +7,15 @@ never has to share a hook with a default it replaces.
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+import math
+from typing import Literal
 
 import attrs
 import torch
 
 from daedal.core.canvas import Canvas, Unmask
 from daedal.core.errors import ConfigError
-from daedal.core.hookspecs import hookimpl
+from daedal.core.hookspecs import IDLE_STEPS, KEEPS_MASK_PROPOSALS, hookimpl
 from daedal.core.prediction import Prediction
 from daedal.core.state import StashKey, State
 from daedal.core.window import Window
@@ -27,9 +28,9 @@ def positive_int(_inst: object, attribute: attrs.Attribute, value: object) -> No
 
 
 def non_negative_float(_inst: object, attribute: attrs.Attribute, value: object) -> None:
-    """attrs validator: a real number >= 0."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-        raise ConfigError(f"`{attribute.name}` must be a number >= 0, got {value!r}")
+    """attrs validator: a finite real number >= 0 (NaN and infinity refused)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < math.inf:
+        raise ConfigError(f"`{attribute.name}` must be a finite number >= 0, got {value!r}")
 
 
 @attrs.frozen(kw_only=True)
@@ -78,9 +79,15 @@ def _optional_positive_int(_inst: object, attribute: attrs.Attribute, value: obj
 
 @attrs.frozen
 class _Schedule:
-    block_length: int
+    block_length: int | None  # None: one block over each row's whole generation (a re-plan)
     steps: int
     per_block: int
+    first_step: int = 0
+    reshaping_steps: int = 0  # the engine's count of reshaping steps when the plan was made
+
+    @property
+    def end(self) -> int:
+        return self.first_step + self.steps
 
 
 @attrs.frozen(kw_only=True)
@@ -94,19 +101,48 @@ class SemiAutoregressive:
     (``random``). Masked slots of earlier blocks stay candidates, as in the reference.
     Confidence ties go to the lowest column.
 
+    Mask proposals: with ``mask_proposals="keep-masked"`` (LLaDA's ``generate``) a selected
+    slot whose proposal is the mask id stays masked, so a run may end with masks (the
+    engine reports them in ``result.stats.masks_left``); with ``"next-best"`` (the engine's
+    built-in decoder) the slot takes the engine's proposal, the most likely other id.
+
+    Re-planning: the schedule is made from the canvas at the first step. When its steps
+    are used up, masks are left, and an ``Expand`` or ``Remask`` changed the canvas since
+    the plan was made, it makes a new plan over the current canvas: one block over each
+    row's whole generation, with one step per mask of the row that has the most. So a
+    decoder of this class never ends early because another policy changed the canvas.
+
     Attributes:
         block_length: Slots per block; None for one block over the whole generation.
         steps: Steps in total over all blocks; None for one step per generation slot.
         remasking: ``"low_confidence"`` or ``"random"``.
+        mask_proposals: ``"keep-masked"`` (the reference) or ``"next-best"``.
+        streams: Where random remasking draws: ``"batch"`` (the reference's draws over the
+            batch tensor) or ``"rows"`` (per-row streams: a row's order does not depend on its
+            batch); see :mod:`daedal.core.streams`.
     """
-
-    #: With more steps than masks some steps commit nothing, as in the reference; ``should_stop``
-    #: bounds the run by its step count.
-    allows_idle_steps: ClassVar[bool] = True
 
     block_length: int | None = attrs.field(default=None, validator=_optional_positive_int)
     steps: int | None = attrs.field(default=None, validator=_optional_positive_int)
     remasking: Literal["low_confidence", "random"] = attrs.field(default="low_confidence")
+    mask_proposals: Literal["keep-masked", "next-best"] = attrs.field(default="keep-masked")
+    streams: Literal["batch", "rows"] = attrs.field(default="batch")
+
+    @streams.validator
+    def _check_streams(self, attribute: attrs.Attribute, value: str) -> None:
+        check_streams(self, attribute, value)
+
+    @mask_proposals.validator
+    def _check_mask_proposals(self, _attribute: attrs.Attribute, value: str) -> None:
+        if value not in ("keep-masked", "next-best"):
+            raise ConfigError(f"`mask_proposals` must be 'keep-masked' or 'next-best', got {value!r}")
+
+    @property
+    def daedal_capabilities(self) -> frozenset[str]:
+        """Idle steps (zero quotas, as in the reference); mask proposals kept masked in the reference mode."""
+        if self.mask_proposals == "keep-masked":
+            return frozenset({IDLE_STEPS, KEEPS_MASK_PROPOSALS})
+        return frozenset({IDLE_STEPS})
 
     @remasking.validator
     def _check_remasking(self, _attribute: attrs.Attribute, value: str) -> None:
@@ -141,19 +177,39 @@ class SemiAutoregressive:
         schedule = state.stash.get(_SCHEDULE)
         if schedule is None:
             assert state.canvas is not None  # the engine sets it before any step hook
-            schedule = state.stash[_SCHEDULE] = self.schedule(state.canvas)
+            first = self.schedule(state.canvas)
+            schedule = state.stash[_SCHEDULE] = attrs.evolve(first, reshaping_steps=state.counters.reshaping_steps)
         return schedule
 
     @hookimpl
     def should_stop(self, state: State) -> bool:
-        return state.step >= self._resolved(state).steps
+        schedule = self._resolved(state)
+        if state.step < schedule.end:
+            return False
+        canvas = state.canvas
+        assert canvas is not None
+        if state.counters.reshaping_steps == schedule.reshaping_steps:
+            return True  # the plan ran on the canvas it was made for: done, as in the reference
+        masks = int(canvas.masked.sum(1).max())  # one sync, once per plan
+        if masks == 0:
+            return True
+        state.stash[_SCHEDULE] = _Schedule(
+            block_length=None,
+            steps=masks,
+            per_block=masks,
+            first_step=state.step,
+            reshaping_steps=state.counters.reshaping_steps,
+        )
+        return False
 
     @hookimpl
     def select_window(self, state: State) -> Window:
         canvas = state.canvas
         assert canvas is not None
         sched = self._resolved(state)
-        block = state.step // sched.per_block
+        if sched.block_length is None:
+            return Window.whole(canvas.prompt_len, canvas.length)
+        block = (state.step - sched.first_step) // sched.per_block
         return Window(start=canvas.prompt_len, end=canvas.prompt_len + (block + 1) * sched.block_length)
 
     @hookimpl
@@ -163,19 +219,23 @@ class SemiAutoregressive:
         sched = self._resolved(state)
         masked = canvas.masked
         cols = canvas.columns
-        s = state.step % sched.per_block
+        s = (state.step - sched.first_step) % sched.per_block
         if s == 0:
-            block_start = window.end - sched.block_length
+            block_start = window.start if sched.block_length is None else window.end - sched.block_length
             in_block = (cols >= block_start[:, None]) & (cols < window.end[:, None])
             state.stash[_BLOCK_MASKS] = (masked & in_block).sum(1)
         m = state.stash[_BLOCK_MASKS]
         quota = m // sched.per_block + (s < m % sched.per_block).long()
         candidates = masked & (cols < window.end[:, None])
+        # The reference ranks and commits its own proposals, the mask id included (such a slot
+        # stays masked); "next-best" takes the engine's proposals, never the mask id.
+        reference = self.mask_proposals == "keep-masked"
+        tokens = prediction.raw_tokens if reference else prediction.tokens
         if self.remasking == "low_confidence":
-            score = prediction.confidence
+            score = prediction.raw_confidence if reference else prediction.confidence
         else:
-            score = torch.rand(canvas.tokens.shape, generator=state.generator, device=canvas.device)
-        return top_k_unmask(score, candidates, quota, prediction.tokens, canvas.mask_id)
+            score = state.uniform(canvas.tokens.shape, batch=self.streams == "batch")
+        return top_k_unmask(score, candidates, quota, tokens, canvas.mask_id)
 
 
 def top_k_unmask(
@@ -203,12 +263,20 @@ class GumbelTemperature:
     the proposals stay greedy.
 
     Attributes:
-        temperature: Sampling temperature (>= 0).
+        temperature: Sampling temperature (finite, >= 0).
         precision: dtype of the noise arithmetic: ``"float64"`` (LLaDA) or ``"float32"`` (DAEDAL).
+        streams: Where the noise comes from: ``"batch"`` (the references' draws over the
+            ``[B, T, V]`` tensor) or ``"rows"`` (per-row streams: a row samples the same
+            tokens in any batch); see :mod:`daedal.core.streams`.
     """
 
     temperature: float = attrs.field(default=0.0, validator=non_negative_float)
     precision: Literal["float64", "float32"] = attrs.field(default="float64")
+    streams: Literal["batch", "rows"] = attrs.field(default="batch")
+
+    @streams.validator
+    def _check_streams(self, attribute: attrs.Attribute, value: str) -> None:
+        check_streams(self, attribute, value)
 
     @precision.validator
     def _check_precision(self, _attribute: attrs.Attribute, value: str) -> None:
@@ -220,16 +288,25 @@ class GumbelTemperature:
         prediction: Prediction = yield
         if self.temperature == 0:
             return prediction
-        tokens = gumbel_argmax(prediction.logits, self.temperature, state.generator, self.precision)
+        dtype = torch.float64 if self.precision == "float64" else torch.float32
+        u = state.uniform(prediction.logits.shape, dtype=dtype, batch=self.streams == "batch")
+        tokens = gumbel_argmax(prediction.logits, self.temperature, u)
         return attrs.evolve(prediction, tokens=tokens, sampled=True)
 
 
-def gumbel_argmax(logits: torch.Tensor, temperature: float, generator: torch.Generator, precision: str) -> torch.Tensor:
-    """``argmax(exp(l) / (-log U)^T)``, the reference's Gumbel-max sampling."""
-    dtype = torch.float64 if precision == "float64" else torch.float32
-    l = logits.to(dtype)
-    u = torch.rand(l.shape, generator=generator, dtype=dtype, device=l.device)
+def gumbel_argmax(logits: torch.Tensor, temperature: float, u: torch.Tensor) -> torch.Tensor:
+    """``argmax(exp(l) / (-log u)^T)``, the reference's Gumbel-max sampling, in ``u``'s dtype."""
+    l = logits.to(u.dtype)
     return (l.exp() / (-torch.log(u)) ** temperature).argmax(-1)
+
+
+def check_streams(_inst: object, attribute: attrs.Attribute, value: object) -> None:
+    """attrs validator: ``"batch"`` or ``"rows"``."""
+    if value not in ("batch", "rows"):
+        raise ConfigError(
+            f"`{attribute.name}` must be 'batch' (the reference's draws over the batch) or 'rows' "
+            f"(per-row streams, batch-invariant), got {value!r}"
+        )
 
 
 @attrs.frozen
@@ -254,5 +331,9 @@ class NoMasksLeft:
 
 
 def default_policies() -> list[object]:
-    """The built-in policies, in the order they answer (all after the user's)."""
-    return [FixedLength(), SemiAutoregressive(), ModelPredict(), NoMasksLeft()]
+    """The built-in policies, in the order they answer (all after the user's).
+
+    The built-in decoder is LLaDA's schedule with the engine's proposal rule
+    (``mask_proposals="next-best"``): a run of the built-in decoder never ends with a mask.
+    """
+    return [FixedLength(), SemiAutoregressive(mask_proposals="next-best"), ModelPredict(), NoMasksLeft()]

@@ -13,10 +13,11 @@ import torch
 
 from daedal.core import hookspecs
 from daedal.core.adapter import ModelAdapter, PromptText
-from daedal.core.canvas import Canvas
-from daedal.core.config import EngineConfig
+from daedal.core.canvas import Canvas, Unmask
+from daedal.core.config import EngineConfig, step_cap
 from daedal.core.defaults import default_policies
 from daedal.core.errors import (
+    AdapterError,
     CanvasError,
     ConfigError,
     DaedalWarning,
@@ -32,9 +33,10 @@ from daedal.core.events import (
     StepFinished,
     Trace,
 )
-from daedal.core.prediction import Prediction
+from daedal.core.prediction import Prediction, without_mask_proposals
 from daedal.core.result import Result, Stats
-from daedal.core.state import State
+from daedal.core.state import LIMITS, Limits, State, check_logits_shape
+from daedal.core.streams import RowStreams, row_seeds
 from daedal.core.window import Window
 
 #: Hooks where the first non-None answer wins; a default steps aside when a user policy answers one of them.
@@ -101,8 +103,10 @@ class Engine:
                 f"`adapter` {type(adapter).__name__} lacks {missing}: pass an object implementing "
                 "daedal.core.ModelAdapter (e.g. daedal.models.LLaDA.from_pretrained(...))"
             )
+        _check_adapter(adapter)
         self.adapter = adapter
         self.config = config or EngineConfig()
+        _refuse_two_decoders(policies)
         self.policies: tuple[object, ...] = tuple(flatten_policies(policies))
         self._check_policies(self.policies)
         self.defaults = tuple(self._active_defaults())
@@ -123,9 +127,21 @@ class Engine:
                 f"{err}. Known hooks: {sorted(HOOK_NAMES)}; check the method name", code="unknown-hook"
             ) from err
         self._callers = {name: self._ordered_impls(name) for name in DECISION_HOOKS if name != "predict"}
+        for plugin in (*self.policies, *self.defaults):
+            unknown = sorted(hookspecs.capabilities(plugin) - hookspecs.CAPABILITIES)
+            if unknown:
+                raise PluginError(
+                    f"policy {_describe(plugin)} declares unknown capabilities {unknown}: known capabilities are "
+                    f"{sorted(hookspecs.CAPABILITIES)} (see daedal.core.hookspecs)",
+                    code="unknown-hook",
+                )
+        self._hooktrace: Callable[..., None] | None = None
         if os.environ.get("DAEDAL_TRACE_HOOKS"):
             self.pm.trace.root.setwriter(print)
             self.pm.enable_tracing()
+            # The engine dispatches the decision hooks itself (first answer wins, in list
+            # order); they are traced here in pluggy's format so the trace shows who answered.
+            self._hooktrace = self.pm.trace.root.get("hook")
 
     # -- construction helpers -------------------------------------------------------
 
@@ -197,11 +213,23 @@ class Engine:
         return [(i.function, tuple(i.argnames), i.plugin) for i in reversed(impls)]
 
     def _first(self, name: str, **kwargs: Any) -> tuple[Any, object | None]:
-        for function, argnames, plugin in self._callers[name]:
-            result = function(*(kwargs[a] for a in argnames))
-            if result is not None:
-                return result, plugin
-        return None, None
+        trace = self._hooktrace
+        if trace is not None:
+            trace.root.indent += 1
+            trace(name, kwargs)
+        try:
+            for function, argnames, plugin in self._callers[name]:
+                result = function(*(kwargs[a] for a in argnames))
+                if result is not None:
+                    if trace is not None:
+                        trace("finish", name, "-->", result, "answered by", _describe(plugin))
+                    return result, plugin
+            if trace is not None:
+                trace("finish", name, "--> None (no policy answered)")
+            return None, None
+        finally:
+            if trace is not None:
+                trace.root.indent -= 1
 
     # -- running ---------------------------------------------------------------------
 
@@ -232,6 +260,11 @@ class Engine:
             for (i, _), ids in zip(texts, self.adapter.encode([cast(PromptText, p) for _, p in texts]), strict=True):
                 out[i] = list(ids)
         for i, p in enumerate(prompts):
+            if isinstance(p, (bytes, bytearray, memoryview)):
+                raise ConfigError(
+                    f"`prompts[{i}]` is {type(p).__name__} ({bytes(p)!r:.40}): pass text as str "
+                    "(e.g. data.decode('utf-8')) or token ids as a list of ints"
+                )
             if out[i] is None:
                 if isinstance(p, torch.Tensor):
                     p = p.tolist()
@@ -257,7 +290,7 @@ class Engine:
         self,
         prompts: Sequence[PromptText | Sequence[int]],
         *,
-        seed: int | None = None,
+        seed: int | Sequence[int] | None = None,
         record: bool | None = None,
     ) -> Result:
         """Denoise one batch of prompts.
@@ -265,20 +298,29 @@ class Engine:
         Args:
             prompts: Text (wrapped in the adapter's chat template), conversations, or
                 token-id lists (used as they are).
-            seed: Overrides ``config.seed`` for this run.
+            seed: Overrides ``config.seed`` for this run: one int (row ``b``'s random stream
+                is derived from ``(seed, b)``), or one int per prompt (row ``b``'s stream is
+                derived from ``seed[b]`` alone, so a sample draws the same numbers in any
+                batch; every policy then draws from the row streams). See
+                :mod:`daedal.core.streams`.
             record: Overrides ``config.record`` for this run.
 
         Returns:
             A :class:`~daedal.core.Result`.
         """
         config = self.config
+        per_row = seed is not None and not isinstance(seed, int)
         if seed is not None or record is not None:
             config = attrs.evolve(
-                config, seed=config.seed if seed is None else seed, record=config.record if record is None else record
+                config,
+                seed=config.seed if seed is None or per_row else seed,
+                record=config.record if record is None else record,
             )
         ids = self.encode(prompts)
         device = torch.device(self.adapter.device)
+        keys = row_seeds(cast(Sequence[int], seed) if per_row else config.seed, len(ids))
         generator = torch.Generator(device=device).manual_seed(config.seed)
+        streams = RowStreams(torch.tensor(keys, dtype=torch.long, device=device))
         events: list[dict[str, Any]] = []
 
         def emit(event: Event) -> None:
@@ -286,38 +328,61 @@ class Engine:
                 events.append(event.to_dict())
             self.pm.hook.on_event(event=event, state=state)
 
-        state = State(adapter=self.adapter, config=config, prompts=ids, generator=generator, emit=emit)
-        emit(RunStarted([list(p) for p in ids], [_describe(p) for p in self.policies], config.seed))
+        state = State(
+            adapter=self.adapter,
+            config=config,
+            prompts=ids,
+            generator=generator,
+            streams=streams,
+            batch_stream=not per_row,
+            emit=emit,
+        )
+        run_seed: int | list[int] = list(cast(Sequence[int], seed)) if per_row else config.seed
+        emit(RunStarted([list(p) for p in ids], [_describe(p) for p in self.policies], run_seed))
+        limits = state.stash.get(LIMITS) or Limits()
         canvas, policy = self._first("initial_canvas", state=state)
         if canvas is None:
             raise NoDecisionError("no policy answered `initial_canvas`; add a length policy such as FixedLength")
         self._check_initial(canvas, policy, len(ids))
-        max_len = getattr(self.adapter, "max_length", None)
+        canvas = self._bounded(canvas, limits)
         state = attrs.evolve(state, canvas=canvas)
-        emit(CanvasInitialized(canvas, state.counters.forward_passes))
+        emit(CanvasInitialized(canvas, state.counters.forward_passes, _describe(policy)))
+        cap = config.max_steps if config.max_steps is not None else step_cap(int(canvas.max_length.max()))
         step = 0
         expanded = torch.zeros((), dtype=torch.long, device=canvas.device)
+        decoder: object | None = None
+        stopped_by = "done"
         while True:
             state = attrs.evolve(state, canvas=canvas, step=step, window=None)
             if any(self.pm.hook.should_stop(state=state)):
+                stopped_by = "policy"
                 break
-            if config.max_steps is not None and step >= config.max_steps:
+            bound = _spent(state, limits)
+            if bound is not None:
+                stopped_by = bound
+                break
+            if step >= cap:
+                if config.max_steps is not None:
+                    stopped_by = "max_steps"
+                    break
                 raise PolicyError(
-                    f"the run reached `max_steps` {config.max_steps} with masks left; raise max_steps or check the policies",
+                    f"the run reached the engine's step cap {cap} (1024 + 4 x the longest row) with masks left: "
+                    f"the policies {[_describe(p) for p in self.policies]} keep changing the canvas without finishing "
+                    "it (e.g. committing one slot and remasking another every step); fix the remask rule, or set "
+                    "EngineConfig(max_steps=...) to end such runs with a final fill instead",
                     code="no-progress",
                 )
-            window, _ = self._first("select_window", state=state)
+            window, window_by = self._first("select_window", state=state)
             if window is None:
                 window = Window.whole(canvas.prompt_len, canvas.length)
             state = attrs.evolve(state, window=window)
-            prediction: Prediction | None = self.pm.hook.predict(state=state)
-            if prediction is None:
-                raise NoDecisionError("no policy answered `predict`")
+            prediction = self._predict(state)
             unmask, unmask_by = self._first("select_unmask", state=state, prediction=prediction)
             if unmask is None:
                 raise NoDecisionError(
                     f"no policy answered `select_unmask` at step {step}; policies: {[_describe(p) for p in self.policies]}"
                 )
+            decoder = unmask_by
             expand, expand_by = self._first("select_expand", state=state, prediction=prediction, unmask=unmask)
             remask, remask_by = self._first("select_remask", state=state, prediction=prediction, unmask=unmask)
             try:
@@ -333,35 +398,116 @@ class Engine:
                     f"hook `{hook}` of policy {_describe(by)} returned an illegal decision at step {step}: {err.message}",
                     code="illegal-decision",
                 ) from err
-            if max_len is not None and new.width > max_len:
-                raise PolicyError(
-                    f"policy {_describe(expand_by)} grew the canvas to {new.width} columns, past the model's "
-                    f"maximum {max_len}: lower the policy's maximum length",
-                    code="illegal-decision",
-                )
             progressed = unmask.where.any()
             if expand is not None:
                 progressed = progressed | expand.where.any()
                 expanded = expanded + expand.where.sum()  # stays on the device: no sync per step
             if remask is not None:
                 progressed = progressed | remask.where.any()
+            if expand is not None or remask is not None:
+                state.counters.reshaping_steps += 1
             # Schedules with steps that may commit nothing (Dream's eps schedule, LLaDA's zero quotas)
-            # opt out of the guard with `allows_idle_steps`; their should_stop bounds the run.
-            if not bool(progressed) and not getattr(unmask_by, "allows_idle_steps", False):
+            # declare IDLE_STEPS; their should_stop bounds the run.
+            if hookspecs.IDLE_STEPS not in hookspecs.capabilities(unmask_by) and not bool(progressed):
                 raise PolicyError(
                     f"step {step} changed nothing: `select_unmask` of {_describe(unmask_by)} committed no position "
                     "and nothing was expanded; a policy must commit at least one masked position per step",
                     code="no-progress",
                 )
-            emit(StepFinished(step, canvas, new, unmask, expand, prediction.confidence, state.counters.forward_passes, remask))
+            decided_by = {
+                hook: _describe(by)
+                for hook, by in (
+                    ("select_window", window_by),
+                    ("select_unmask", unmask_by),
+                    ("select_expand", expand_by),
+                    ("select_remask", remask_by),
+                )
+                if by is not None
+            }
+            emit(
+                StepFinished(
+                    step, canvas, new, unmask, expand, prediction.confidence, state.counters.forward_passes, remask,
+                    decided_by,
+                )
+            )
             canvas = new
             step += 1
         state.counters.expansions += int(expanded)
-        result = self._result(state, canvas, step, events if config.record else None)
+        canvas, filled, left = self._finish(state, canvas, step, decoder, stopped_by)
+        if stopped_by == "policy" and filled == 0 and left == 0:
+            stopped_by = "done"
+        result = self._result(state, canvas, step, stopped_by, filled, left)
         emit(RunFinished(result.stats, result.tokens))
         if config.record:
             result = attrs.evolve(result, trace=Trace(events=tuple(events), mask_id=canvas.mask_id))
         return result
+
+    def _bounded(self, canvas: Canvas, limits: Limits) -> Canvas:
+        """The initial canvas with the vocabulary and every row's ceiling set: no Expand can pass them."""
+        ceiling = canvas.max_length
+        max_len = getattr(self.adapter, "max_length", None)
+        if max_len is not None:
+            ceiling = torch.clamp(ceiling, max=int(max_len))
+        if limits.max_new_tokens is not None:
+            ceiling = torch.minimum(ceiling, canvas.prompt_len + limits.max_new_tokens)
+        # A row that already starts past a limit keeps its length (its length policy decided so).
+        ceiling = torch.maximum(ceiling, canvas.length)
+        return attrs.evolve(canvas, max_length=ceiling, vocab_size=getattr(self.adapter, "vocab_size", None))
+
+    def _predict(self, state: State) -> Prediction:
+        """The step's prediction, checked: aligned ``[B, T, V]`` logits, finite where the canvas is valid,
+        and proposals that are never the mask id."""
+        canvas = state.canvas
+        assert canvas is not None
+        prediction: Prediction | None = self.pm.hook.predict(state=state)
+        if prediction is None:
+            raise NoDecisionError("no policy answered `predict`")
+        if not isinstance(prediction, Prediction):
+            raise PolicyError(
+                f"hook `predict` returned {type(prediction).__name__} at step {state.step}, not a Prediction",
+                code="illegal-decision",
+            )
+        check_logits_shape(self.adapter, prediction.logits, canvas.tokens, f"at step {state.step}")
+        peak = prediction.peak if prediction.peak is not None else prediction.logits.amax(-1)
+        # One reduction over the vocabulary (the argmax's own, for greedy predictions): a NaN
+        # anywhere in a slot's logits, a +inf, or a slot whose logits are all -inf makes its
+        # peak non-finite.
+        broken = ~torch.isfinite(peak) & canvas.valid
+        proposes_mask = (prediction.tokens == canvas.mask_id) & canvas.valid
+        flags = torch.stack([broken.any(), proposes_mask.any()]).tolist()  # one sync for both checks
+        if flags[0]:
+            raise AdapterError(_broken_logits_message(self.adapter, broken, peak, state.step))
+        if flags[1]:
+            prediction = without_mask_proposals(prediction, canvas.mask_id)
+        return prediction
+
+    def _finish(
+        self, state: State, canvas: Canvas, step: int, decoder: object | None, stopped_by: str
+    ) -> tuple[Canvas, int, int]:
+        """Commit the masks a run ended with (the final fill), unless a reference decoder keeps them."""
+        masked = canvas.masked
+        left = int(masked.sum())
+        if left == 0:
+            return canvas, 0, 0
+        reference_run = stopped_by == "policy" and state.counters.reshaping_steps == 0
+        if reference_run and hookspecs.KEEPS_MASK_PROPOSALS in hookspecs.capabilities(decoder):
+            warnings.warn(
+                f"{left} slots are still masked: the decoder {_describe(decoder)} reproduces a reference that "
+                "leaves a slot masked when the model proposes the mask id there (result.stats.masks_left)",
+                DaedalWarning,
+                stacklevel=3,
+            )
+            return canvas, 0, left
+        window = Window.whole(canvas.prompt_len, canvas.length)
+        state = attrs.evolve(state, canvas=canvas, step=step, window=window)
+        prediction = self._predict(state)
+        unmask = Unmask(where=masked, tokens=prediction.tokens)
+        new = canvas.apply(unmask)
+        decided_by = {"select_unmask": "engine (final fill)"}
+        state.emit(
+            StepFinished(step, canvas, new, unmask, None, prediction.confidence, state.counters.forward_passes, None, decided_by)
+        )
+        return new, left, 0
 
     def _check_initial(self, canvas: object, policy: object, batch: int) -> None:
         if not isinstance(canvas, Canvas):
@@ -375,13 +521,13 @@ class Engine:
                 code="illegal-decision",
             )
         max_len = getattr(self.adapter, "max_length", None)
-        if max_len is not None and canvas.width > max_len:
+        if max_len is not None and int(canvas.length.max()) > max_len:
             raise ConfigError(
                 f"the initial canvas has {canvas.width} columns but the model accepts at most {max_len}: "
                 "lower the generation length or shorten the prompts"
             )
 
-    def _result(self, state: State, canvas: Canvas, steps: int, events: list | None) -> Result:
+    def _result(self, state: State, canvas: Canvas, steps: int, stopped_by: str, filled: int, left: int) -> Result:
         tokens = canvas.generated()
         special = set(getattr(self.adapter, "eos_ids", ())) | {canvas.pad_id, canvas.mask_id}
         generated = sum(len(t) for t in tokens)
@@ -396,6 +542,9 @@ class Engine:
             expansions=c.expansions,
             wall_time=state.elapsed(),
             model_time=c.model_time,
+            stopped_by=stopped_by,
+            final_fill=filled,
+            masks_left=left,
         )
         texts = None
         decode = getattr(self.adapter, "decode", None)
@@ -420,3 +569,70 @@ def _safe_eq(a: object, b: object) -> bool:
         return bool(a == b)
     except Exception:  # tensors or other values without a plain truth value
         return False
+
+
+def _check_adapter(adapter: object) -> None:
+    mask_id, eos_id = getattr(adapter, "mask_id", None), getattr(adapter, "eos_id", None)
+    if mask_id is not None and mask_id == eos_id:
+        raise AdapterError(
+            f"adapter {type(adapter).__name__} has mask_id == eos_id == {mask_id}: the engine could not tell a masked "
+            "slot from an end of text; give the adapter distinct mask and EOS ids"
+        )
+    vocab = getattr(adapter, "vocab_size", None)
+    if vocab is not None and mask_id is not None and not 0 <= mask_id < vocab:
+        raise AdapterError(
+            f"adapter {type(adapter).__name__} has mask_id {mask_id} outside its vocabulary [0, {vocab}): "
+            "fix mask_id or vocab_size"
+        )
+
+
+#: The hooks that make a policy (or a bundle of parts) a complete decoder on its own.
+_DECODER_HOOKS = frozenset({"initial_canvas", "select_unmask"})
+
+
+def _refuse_two_decoders(policies: Iterable[object]) -> None:
+    """Two complete decoders in one list would silently run as a hybrid: refuse them."""
+    decoders = []
+    for policy in policies:
+        hooks = {
+            hook
+            for part in flatten_policies([policy])
+            for hook, opts in _hook_names(part).items()
+            if not opts.get("wrapper") and not opts.get("hookwrapper")
+        }
+        if _DECODER_HOOKS <= hooks:
+            decoders.append(policy)
+    if len(decoders) > 1:
+        names = [type(d).__name__ for d in decoders]
+        raise ConfigError(
+            f"`policies` holds {len(decoders)} complete decoders {names}: each answers both `initial_canvas` and "
+            "`select_unmask`, so only the first would decide and the result would be a silent hybrid. List one "
+            "decoder, and add single parts (a length policy, an unmask rule, Refine, Budget) to change it",
+            code="conflicting-decoders",
+        )
+
+
+def _spent(state: State, limits: Limits) -> str | None:
+    """The name of the engine-enforced limit the next step would pass, or None."""
+    if limits.max_forward_passes is not None and state.counters.forward_passes >= limits.max_forward_passes:
+        return "max_forward_passes"
+    if limits.deadline_s is not None and state.elapsed() >= limits.deadline_s:
+        return "deadline_s"
+    return None
+
+
+def _broken_logits_message(adapter: object, broken: torch.Tensor, peak: torch.Tensor, step: int) -> str:
+    rows = sorted(set(torch.nonzero(broken)[:, 0].tolist()))
+    bad = peak[broken]
+    kinds = []
+    if bool(torch.isnan(bad).any()):
+        kinds.append("NaN")
+    if bool((bad == float("inf")).any()):
+        kinds.append("+inf")
+    if bool((bad == float("-inf")).any()):
+        kinds.append("all -inf")
+    return (
+        f"adapter {type(adapter).__name__} returned non-finite logits ({', '.join(kinds)}) at step {step} in rows "
+        f"{rows[:16]}{'...' if len(rows) > 16 else ''} ({int(broken.sum())} slots): the model produced no usable "
+        "prediction there (NaN weights, an overflow in low precision, a masked-out row); check the checkpoint and dtype"
+    )

@@ -22,6 +22,7 @@ ErrorCode = Literal[
     "illegal-decision",
     "no-decision",
     "no-progress",
+    "conflicting-decoders",
     "canvas-invariant",
     "adapter",
     "checkpoint",

@@ -39,33 +39,45 @@ class Event:
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind}
 
+    def __repr__(self) -> str:
+        # Short: events hold canvases and tensors; hook tracing prints them.
+        step = getattr(self, "step", None)
+        return f"{type(self).__name__}({'' if step is None else f'step={step}'})"
 
-@attrs.frozen(eq=False)
+
+@attrs.frozen(eq=False, repr=False)
 class RunStarted(Event):
     """A run begins."""
 
     kind: ClassVar[str] = "run-started"
     prompts: list[list[int]]
     policies: list[str]
-    seed: int
+    seed: int | list[int]
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "prompts": self.prompts, "policies": self.policies, "seed": self.seed}
 
 
-@attrs.frozen(eq=False)
+@attrs.frozen(eq=False, repr=False)
 class CanvasInitialized(Event):
     """The loop's starting canvas is ready."""
 
     kind: ClassVar[str] = "canvas-initialized"
     canvas: Canvas
     forward_passes: int
+    #: The policy that answered ``initial_canvas``.
+    policy: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "forward_passes": self.forward_passes, **_canvas_dict(self.canvas)}
+        return {
+            "kind": self.kind,
+            "forward_passes": self.forward_passes,
+            "policy": self.policy,
+            **_canvas_dict(self.canvas),
+        }
 
 
-@attrs.frozen(eq=False)
+@attrs.frozen(eq=False, repr=False)
 class LengthChanged(Event):
     """A length policy replaced the canvas while sizing it (e.g. DAEDAL's stage 1)."""
 
@@ -83,11 +95,14 @@ class LengthChanged(Event):
         }
 
 
-@attrs.frozen(eq=False)
+@attrs.frozen(eq=False, repr=False)
 class StepFinished(Event):
     """One denoising step was applied.
 
     Positions of ``unmask`` and ``expand`` are in the coordinates of ``before``.
+    ``decided_by`` names, for each decision hook a policy answered this step
+    (``select_window``, ``select_unmask``, ``select_expand``, ``select_remask``), the policy
+    that answered; the engine's final fill appears as ``{"select_unmask": "engine (final fill)"}``.
     """
 
     kind: ClassVar[str] = "step-finished"
@@ -99,6 +114,7 @@ class StepFinished(Event):
     confidence: torch.Tensor
     forward_passes: int
     remask: Remask | None = None
+    decided_by: dict[str, str] = attrs.field(factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         where = self.unmask.where
@@ -126,10 +142,11 @@ class StepFinished(Event):
             "filled": filled_rows,
             "expanded": expanded_rows,
             "length": self.after.length.tolist(),
+            "decided_by": dict(self.decided_by),
         }
 
 
-@attrs.frozen(eq=False)
+@attrs.frozen(eq=False, repr=False)
 class RunFinished(Event):
     """A run ended."""
 

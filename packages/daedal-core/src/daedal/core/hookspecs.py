@@ -39,6 +39,36 @@ hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
 
 
+# -- Capabilities ----------------------------------------------------------------------
+#
+# A policy declares what the engine may expect of it in a ``daedal_capabilities`` attribute
+# (a class attribute or a property): a frozenset of the names below. The engine reads the
+# capabilities of the policy that answered ``select_unmask``; an unknown name is refused
+# when the engine is built.
+
+#: Some steps may commit nothing (LLaDA's zero quotas, Dream's eps schedule): the engine's
+#: no-progress guard does not apply, and the policy's ``should_stop`` must bound the run.
+IDLE_STEPS = "idle-steps"
+#: The policy reproduces a reference that leaves a slot masked when the model proposes the
+#: mask id there (LLaDA's ``generate``, Dream's ``diffusion_generate``). When such a decoder's
+#: ``should_stop`` ends a run in which nothing was expanded or remasked (the reference's
+#: own run), the engine leaves those slots masked, counts them in ``result.stats.masks_left``
+#: and warns. Every other run ends with no mask (the engine's final fill).
+KEEPS_MASK_PROPOSALS = "keeps-mask-proposals"
+#: Every capability name the engine knows.
+CAPABILITIES = frozenset({IDLE_STEPS, KEEPS_MASK_PROPOSALS})
+
+
+def capabilities(policy: object) -> frozenset[str]:
+    """The capabilities ``policy`` declares (its ``daedal_capabilities``, empty when it has none)."""
+    declared = getattr(policy, "daedal_capabilities", None)
+    if declared is None:
+        return frozenset()
+    if isinstance(declared, str):
+        declared = {declared}
+    return frozenset(declared)
+
+
 # -- Set-up (once per run) ---------------------------------------------------------
 
 
@@ -129,9 +159,13 @@ def select_unmask(state: State, prediction: Prediction) -> Unmask | None:
 
     Stops at the first non-None result; if every implementation returns None the engine
     raises :class:`~daedal.core.NoDecisionError`. A step that changes nothing raises
-    :class:`~daedal.core.PolicyError`, unless the answering policy's class sets
-    ``allows_idle_steps = True`` (a schedule whose steps may commit nothing, and whose
+    :class:`~daedal.core.PolicyError`, unless the answering policy declares the
+    :data:`IDLE_STEPS` capability (a schedule whose steps may commit nothing, and whose
     ``should_stop`` bounds the run by its step count).
+
+    ``prediction.tokens`` are never the mask id (the engine's proposal rule; the hook's own
+    proposals are ``prediction.raw_tokens``). Committed ids must lie in the adapter's
+    vocabulary ``[0, vocab_size)``.
 
     Args:
         state: The run's state with ``state.window`` set.

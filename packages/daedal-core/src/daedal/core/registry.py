@@ -73,12 +73,17 @@ def load(kind: str, name: str) -> Any:
     raise PolicyNotFoundError(f"no {kind} named {name!r}")  # pragma: no cover - raced uninstall
 
 
+def init_names(factory: Any) -> list[str]:
+    """The keyword names an attrs class takes: each field's ``alias`` (``_limit`` is passed as ``limit``)."""
+    return [field.alias or field.name for field in attrs.fields(factory) if field.init]
+
+
 def create(kind: str, name: str, params: Mapping[str, Any] | None = None) -> Any:
     """Load ``name`` and call it with ``params``; unknown parameters list the valid ones."""
     factory = load(kind, name)
     params = dict(params or {})
     if attrs.has(factory):
-        valid = [f.name for f in attrs.fields(factory) if f.init]
+        valid = init_names(factory)
         unknown = sorted(set(params) - set(valid))
         if unknown:
             raise ConfigError(f"{SINGULAR[kind]} {name!r} has no parameter(s) {unknown}; valid: {valid}")
@@ -86,6 +91,53 @@ def create(kind: str, name: str, params: Mapping[str, Any] | None = None) -> Any
         return factory(**params)
     except TypeError as err:
         raise ConfigError(f"cannot build {name!r} with {params}: {err}") from err
+
+
+def adapter_for_model_type(model_type: str) -> str | None:
+    """The name of the installed adapter that loads checkpoints of ``model_type``, or None.
+
+    Adapters declare what they load as a ``model_types`` attribute (a tuple of the
+    ``model_type`` values of ``config.json`` they accept; compared without case). Only
+    this lookup imports the adapter entry points, so listing them stays import-free.
+    Entry points that fail to import, or that declare nothing, are passed over.
+
+    Raises:
+        PluginError: Two installed adapters declare the same ``model_type``.
+    """
+    wanted = str(model_type).strip().lower()
+    if not wanted:
+        return None
+    claims: list[str] = []
+    for name in available("adapters"):
+        try:
+            target = load("adapters", name)
+        except PluginError:
+            continue
+        declared = getattr(target, "model_types", ())
+        if isinstance(declared, str):
+            declared = (declared,)
+        if wanted in {str(t).lower() for t in declared}:
+            claims.append(name)
+    if len(claims) > 1:
+        raise PluginError(
+            f"the adapters {claims} all declare model_type {model_type!r}; choose one explicitly "
+            "(e.g. --adapter NAME) or uninstall one",
+            code="plugin-load",
+        )
+    return claims[0] if claims else None
+
+
+def declared_model_types() -> dict[str, tuple[str, ...]]:
+    """Each installed adapter's declared ``model_types`` (imports the adapters; for messages)."""
+    out: dict[str, tuple[str, ...]] = {}
+    for name in available("adapters"):
+        try:
+            declared = getattr(load("adapters", name), "model_types", ())
+        except PluginError:
+            continue
+        if declared:
+            out[name] = (declared,) if isinstance(declared, str) else tuple(declared)
+    return out
 
 
 def parse_value(text: str) -> Any:

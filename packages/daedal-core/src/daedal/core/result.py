@@ -23,6 +23,15 @@ class Stats:
         expansions: Masked positions widened into mask blocks during the loop.
         wall_time: Seconds for the whole run.
         model_time: Seconds inside the model's forward passes.
+        stopped_by: Why the loop ended: ``"done"`` (no mask left), ``"policy"`` (a
+            ``should_stop`` answered True, e.g. a schedule's last step), ``"max_steps"``
+            (``EngineConfig.max_steps``), ``"max_forward_passes"`` or ``"deadline_s"`` (the
+            run's :class:`~daedal.core.state.Limits`).
+        final_fill: Slots the engine's final fill committed: when the loop ends with masks
+            left, one more forward pass commits every remaining mask with its proposal
+            (never the mask id), so the tokens hold no mask.
+        masks_left: Slots still masked in the result; non-zero only when the decoder declares
+            ``KEEPS_MASK_PROPOSALS`` (a reference that leaves mask proposals masked).
     """
 
     forward_passes: int
@@ -33,6 +42,9 @@ class Stats:
     expansions: int
     wall_time: float
     model_time: float
+    stopped_by: str = "done"
+    final_fill: int = 0
+    masks_left: int = 0
 
     @property
     def effective_ratio(self) -> float:

@@ -6,7 +6,7 @@ import attrs
 import torch
 
 
-@attrs.frozen(eq=False)
+@attrs.frozen(eq=False, repr=False)
 class Window:
     """Per-row half-open spans ``[start, end)`` of canvas columns.
 
@@ -20,6 +20,11 @@ class Window:
 
     start: torch.Tensor
     end: torch.Tensor
+
+    def __repr__(self) -> str:
+        if self.start.numel() <= 8:
+            return f"Window(start={self.start.tolist()}, end={self.end.tolist()})"
+        return f"Window(batch={self.start.numel()})"
 
     def mask(self, width: int) -> torch.Tensor:
         """``[B, width]`` boolean mask of the columns inside each row's window."""

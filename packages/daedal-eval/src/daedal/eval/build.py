@@ -12,7 +12,8 @@ entry-point group; two names are always known here:
 
 Model specs: ``fake`` (the core's fake adapter, for tests), ``bundled`` (the tiny model
 shipped with daedal-models), or a checkpoint directory / hub id loaded by the adapter
-named in ``adapter`` (default: from ``config.json``'s ``model_type``, else ``llada``).
+named in ``adapter`` (default: the installed adapter whose ``model_types`` declares
+``config.json``'s ``model_type``, else ``llada``).
 """
 
 from __future__ import annotations
@@ -116,14 +117,17 @@ def build_policies(specs: Sequence[str | object], *, daedal_defaults: Mapping[st
 
 
 def _model_type(path: str) -> str | None:
+    """The installed adapter that declares the checkpoint's ``model_type`` (see ``registry.adapter_for_model_type``)."""
+    from daedal.core import registry
+
     config = Path(path) / "config.json"
     if not config.is_file():
         return None
     try:
-        kind = str(json.loads(config.read_text(encoding="utf-8")).get("model_type", "")).lower()
+        kind = str(json.loads(config.read_text(encoding="utf-8")).get("model_type", ""))
     except (OSError, ValueError):
         return None
-    return {"llada": "llada", "dream": "dream"}.get(kind)
+    return registry.adapter_for_model_type(kind)
 
 
 def build_adapter(

@@ -1,6 +1,6 @@
 """Per-sample measurements and the paper's aggregate metrics.
 
-Efficiency follows the evaluation scripts (``reference/paper-results.md`` §5): each
+Efficiency follows the evaluation scripts (reference semantics E5): each
 generation is re-tokenised from its decoded text (special tokens count one each) and
 the suite's padding strings are counted in the text:
 

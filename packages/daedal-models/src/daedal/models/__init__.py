@@ -1,6 +1,6 @@
-"""Model adapters for daedal: native LLaDA and Dream implementations.
+"""Model adapters for daedal: native LLaDA and Dream implementations, and ``HFAdapter``, their base.
 
-``LLaDA`` and ``Dream`` are imported lazily (on first attribute access) so that listing
+``LLaDA``, ``Dream`` and ``HFAdapter`` are imported lazily (on first attribute access) so that listing
 the ``daedal.adapters`` entry points does not import torch or transformers.
 """
 
@@ -9,12 +9,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from daedal.models._adapter import HFAdapter
     from daedal.models.dream import Dream
     from daedal.models.llada import LLaDA
 
-__all__ = ["Dream", "LLaDA"]
+__all__ = ["Dream", "HFAdapter", "LLaDA"]
 
-_LAZY = {"LLaDA": "daedal.models.llada", "Dream": "daedal.models.dream"}
+_LAZY = {"LLaDA": "daedal.models.llada", "Dream": "daedal.models.dream", "HFAdapter": "daedal.models._adapter"}
 
 
 def __getattr__(name: str) -> Any:

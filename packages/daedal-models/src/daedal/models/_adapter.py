@@ -1,7 +1,9 @@
-"""What the LLaDA and Dream adapters share: loading, tokenizer, encode/decode, logits.
+"""``HFAdapter``: the public base of Hugging Face style model families (LLaDA, Dream, yours).
 
-A family subclass supplies its native modeling module, the chat template, the names of its
-special tokens and whether its logits are shifted.
+A family subclass supplies data, not code paths: its native modeling module, the
+``model_type`` values it loads, the chat template, the names of its special tokens and
+whether its logits are shifted. Import it as ``daedal.models.HFAdapter``; the how-to
+"Write a model adapter" builds a third family on it.
 """
 
 from __future__ import annotations
@@ -63,7 +65,25 @@ def resolve_checkpoint(path_or_hub_id: Any, *, family: str, trust_remote_code: b
 
 
 class HFAdapter:
-    """Base of the LLaDA and Dream adapters (implements :class:`daedal.core.adapter.ModelAdapter`).
+    """Base of the Hugging Face style adapters (implements :class:`daedal.core.adapter.ModelAdapter`).
+
+    Subclass it to add a family; set these class attributes:
+
+    * ``family``: display name for messages (``"LLaDA"``).
+    * ``model_types``: the ``config.json`` ``model_type`` values this adapter loads
+      (compared without case). The command line and the eval runner find the adapter of a
+      checkpoint through this attribute of the ``daedal.adapters`` entry points.
+    * ``shifted``: True when the model's logit row ``q`` predicts slot ``q + 1`` (Dream);
+      :meth:`logits` then shifts it back so that row ``i`` predicts slot ``i``.
+    * ``end_of_turn_token``, ``mask_token``: token strings; their ids are looked up in the
+      tokenizer (the end of turn joins ``eos_ids``; the mask must agree with the config).
+    * ``native_modeling``: a module with ``MODEL_TYPE``, ``check_config(raw, path=...)`` and
+      ``load_pretrained(directory, dtype=..., device=...)``; ``native_class``: its model class.
+    * ``remote_mask_style``: ``"2d"`` or ``"4d"`` attention masks for remote-code models.
+
+    and override :meth:`max_length_of` and :meth:`render_chat`. The model is called as
+    ``model(tokens, attention_mask=mask)`` and returns ``[B, T, V]`` logits; its ``config``
+    needs ``mask_token_id`` and ``eos_token_id`` (``pad_token_id`` defaults to EOS).
 
     Attributes:
         mask_id: Mask token id (from the checkpoint config).
@@ -81,6 +101,8 @@ class HFAdapter:
     """
 
     family: ClassVar[str] = ""
+    #: The ``model_type`` values of config.json this adapter loads.
+    model_types: ClassVar[tuple[str, ...]] = ()
     #: True when the model's logit row q predicts slot q + 1 (Dream).
     shifted: ClassVar[bool] = False
     end_of_turn_token: ClassVar[str] = ""
@@ -111,7 +133,7 @@ class HFAdapter:
         pad = getattr(config, "pad_token_id", None)
         self.pad_id = int(pad) if pad is not None else self.eos_id
         self.vocab_size = self._logits_width()
-        self.max_length = int(self._max_length(config))
+        self.max_length = int(self.max_length_of(config))
         eot = _token_id(tokenizer, self.end_of_turn_token)
         self.eos_ids = frozenset({self.eos_id} | ({eot} if eot is not None else set()))
         self._check_vocabulary()
@@ -214,12 +236,13 @@ class HFAdapter:
 
         return PreTrainedTokenizerFast
 
-    def _max_length(self, config: Any) -> int:
-        raise NotImplementedError
+    def max_length_of(self, config: Any) -> int:
+        """The longest row the model accepts, read from its config (e.g. ``max_position_embeddings``)."""
+        raise NotImplementedError(f"{type(self).__name__} must define max_length_of(config)")
 
     def render_chat(self, messages: Sequence[dict[str, str]]) -> str:
         """The chat template applied to a conversation, with the assistant prompt appended."""
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must define render_chat(messages)")
 
     # ------------------------------------------------------------------ tokenizer
     @classmethod

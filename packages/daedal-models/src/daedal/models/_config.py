@@ -45,11 +45,24 @@ def check_model_type(
         AdapterError: When ``model_type`` differs.
     """
     if str(data.get("model_type", "")).lower() != model_type.lower():
+        hint = hint or _other_adapter_hint(data.get("model_type"))
         raise AdapterError(
             f"{argument}={str(path)!r} is not a {family} checkpoint: its config.json has model_type="
             f"{data.get('model_type')!r} (expected {model_type!r}).{hint}",
             code="checkpoint",
         )
+
+
+def _other_adapter_hint(found: Any) -> str:
+    """Which installed adapter declares ``found`` (families are data: read from the entry points)."""
+    from daedal.core import registry
+    from daedal.core.errors import PluginError
+
+    try:
+        name = registry.adapter_for_model_type(str(found or ""))
+    except PluginError:
+        return ""
+    return f" The installed adapter {name!r} declares that model_type: load it with that adapter." if name else ""
 
 
 class CheckpointConfig:
@@ -102,13 +115,14 @@ class CheckpointConfig:
         return cls.from_dict(data)
 
     @classmethod
-    def from_checkpoint_dict(cls: type[_C], data: dict[str, Any], *, path: str | os.PathLike[str], hint: str) -> _C:
+    def from_checkpoint_dict(cls: type[_C], data: dict[str, Any], *, path: str | os.PathLike[str], hint: str = "") -> _C:
         """Check ``model_type`` and parse; a field of the wrong kind becomes an :class:`AdapterError`.
 
         Args:
             data: The config.json mapping.
             path: The checkpoint, for messages.
-            hint: Appended to the wrong-``model_type`` message.
+            hint: Appended to the wrong-``model_type`` message (default: the installed adapter
+                that declares the checkpoint's ``model_type``, if any).
 
         Raises:
             AdapterError: When ``model_type`` is not :attr:`MODEL_TYPE`, or a field has the wrong type.

@@ -309,13 +309,28 @@ def iter_checkpoint(
     open_device = str(device) if device.type == "cuda" else "cpu"
     for file in weight_files(directory, family=family):
         shard: dict[str, torch.Tensor] = {}
-        with safe_open(str(file), framework="pt", device=open_device) as f:
+        with _unreadable_is_adapter_error(file), safe_open(str(file), framework="pt", device=open_device) as f:
             for key in f.keys():
                 t = f.get_tensor(key)
                 if t.is_floating_point():
                     t = t.to(dtype=dtype)
                 shard[key] = t.to(device)
         yield shard
+
+
+@contextlib.contextmanager
+def _unreadable_is_adapter_error(file: Path) -> Iterator[None]:
+    """Turn safetensors' own errors (empty, truncated or garbage files) into an AdapterError naming the file."""
+    try:
+        yield
+    except AdapterError:
+        raise
+    except Exception as err:  # SafetensorError, OSError and the like: the file is not a safetensors file
+        raise AdapterError(
+            f"weight file {str(file)!r} cannot be read as safetensors ({type(err).__name__}: {err}): the file is "
+            "empty, truncated or not a safetensors file; download or convert it again",
+            code="checkpoint",
+        ) from err
 
 
 _SAFETENSORS_DTYPES = {"F32": "float32", "BF16": "bfloat16", "F16": "float16"}
@@ -330,7 +345,7 @@ def stored_dtype(directory: str | os.PathLike[str], *, family: str) -> str | Non
     from safetensors import safe_open
 
     for file in weight_files(directory, family=family):
-        with safe_open(str(file), framework="pt") as f:
+        with _unreadable_is_adapter_error(file), safe_open(str(file), framework="pt") as f:
             for key in f.keys():
                 name = _SAFETENSORS_DTYPES.get(f.get_slice(key).get_dtype())
                 if name is not None:

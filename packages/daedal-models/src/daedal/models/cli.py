@@ -378,13 +378,18 @@ def _adapter_class(name: str | None, directory: Path | None) -> Any:
     from daedal.core import registry
 
     if name is None:
-        name = "llada"
+        name = "llada"  # a hub id: nothing to read before downloading
         if directory is not None:
             try:
                 kind = str(json.loads((directory / "config.json").read_text(encoding="utf-8")).get("model_type", ""))
             except (OSError, ValueError) as exc:
                 raise CLIError(f"--model {str(directory)!r}: config.json is unreadable: {exc}", EXIT_CHECKPOINT) from exc
-            name = "dream" if kind.lower() == "dream" else "llada"
+            found = registry.adapter_for_model_type(kind)
+            if found is None:
+                declared = ", ".join(f"{n}: {list(t)}" for n, t in registry.declared_model_types().items())
+                raise CLIError(f"--model {str(directory)!r}: no installed adapter loads model_type {kind!r} "
+                               f"(declared: {declared or 'none'}); pass --adapter NAME", EXIT_CHECKPOINT)
+            name = found
     accepted, _ = _checkpoint_adapters()
     if name not in accepted:
         raise CLIError(f"--adapter {name!r} is not an installed adapter; choose one of {sorted(accepted)} "

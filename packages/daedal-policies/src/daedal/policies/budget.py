@@ -15,21 +15,17 @@ import attrs
 import torch
 
 from daedal.core import ConfigError, Expand, Prediction, Remask, RunStarted, StashKey, State, Unmask, Window, hookimpl
+from daedal.core.state import LIMITS, Limits
 from daedal.policies._validate import int_at_least, optional, positive
 from daedal.policies.unmask import commit_all
 
-
-@attrs.frozen
-class Limits:
-    """The caps of one run (None: no cap)."""
-
-    max_new_tokens: int | None = None
-    max_forward_passes: int | None = None
-    deadline_s: float | None = None
+__all__ = ["BUDGET", "CAP_BINDS", "Budget", "Limits", "mark", "new_token_cap", "spent"]
 
 
-#: Where a :class:`Budget` keeps its limits during a run.
-BUDGET = StashKey[Limits]()
+#: Where a :class:`Budget` keeps its limits during a run: the core's key, so the engine
+#: enforces them too (``max_new_tokens`` bounds every row's ``Canvas.max_length``; the
+#: forward-pass and deadline caps end the loop even when another policy answers the hooks).
+BUDGET = LIMITS
 #: Set by a length policy when the new-token cap is below its own maximum, so that an
 #: expansion policy blocked by the canvas's maximum length knows the budget bound it.
 CAP_BINDS = StashKey[bool]()

@@ -4,23 +4,19 @@ from __future__ import annotations
 
 import attrs
 
-from daedal.core import ConfigError, GumbelTemperature
-from daedal.policies._validate import (
-    boolean,
-    initial_within_max,
-    int_at_least,
-    non_negative,
-    unit_interval,
-)
+from daedal.core import GumbelTemperature
+from daedal.policies._bundle import from_part, part_kwargs
+from daedal.policies._validate import initial_within_max
 from daedal.policies.expand import LowConfidenceExpand
 from daedal.policies.length import EosConfidenceLength
+from daedal.policies.reference import check_reference_guidance
 from daedal.policies.sampling import ClassifierFreeGuidance
 from daedal.policies.unmask import BlockPointer, ThresholdUnmask
 
 
 @attrs.frozen(kw_only=True)
 class Daedal:
-    """DAEDAL (training-free variable-length denoising) with the paper's parameters (``daedal.md`` §1).
+    """DAEDAL (training-free variable-length denoising) with the paper's parameters (reference semantics §1).
 
     A bundle: the engine replaces it by :meth:`parts`, each usable alone:
     ``EosConfidenceLength`` (stage 1 and the EOS tail), ``BlockPointer`` (the block
@@ -34,7 +30,9 @@ class Daedal:
     reference leaves to GPU kernels, go to the lowest column in both modes. The default
     mode keeps the algorithm and drops the accidents: each row's decisions and output are
     independent of the rest of the batch, an insertion that does not fit is skipped
-    instead of cutting the row, and guidance works after length changes.
+    instead of cutting the row, and guidance works after length changes. The reproduced
+    quirks live in :mod:`daedal.policies.reference`; each field is its part's own (same
+    default and validation).
 
     Attributes:
         initial_gen_length: ``L_init``.
@@ -51,51 +49,42 @@ class Daedal:
         reference_compat: Reproduce the reference implementation exactly.
     """
 
-    initial_gen_length: int = attrs.field(default=64, validator=int_at_least(1))
-    max_gen_length: int = attrs.field(default=2048, validator=int_at_least(1))
-    block_length: int = attrs.field(default=32, validator=int_at_least(1))
-    high_conf_threshold: float = attrs.field(default=0.9, validator=unit_interval)
-    low_conf_threshold: float = attrs.field(default=0.1, validator=unit_interval)
-    expansion_factor: int = attrs.field(default=8, validator=int_at_least(2))
-    eos_confidence_threshold: float = attrs.field(default=0.5, validator=unit_interval)
-    expand_eos_confidence_threshold: float = attrs.field(default=0.9, validator=unit_interval)
-    eos_check_tokens: int = attrs.field(default=32, validator=int_at_least(1))
-    temperature: float = attrs.field(default=0.0, validator=non_negative)
-    cfg_scale: float = attrs.field(default=0.0, validator=non_negative)
-    reference_compat: bool = attrs.field(default=False, validator=boolean)
+    # Each field is the part's own (default and validator): see daedal.policies._bundle.
+    initial_gen_length: int = from_part(EosConfidenceLength, "initial_gen_length")
+    max_gen_length: int = from_part(EosConfidenceLength, "max_gen_length")
+    block_length: int = from_part(BlockPointer, "block_length")
+    high_conf_threshold: float = from_part(ThresholdUnmask, "threshold")
+    low_conf_threshold: float = from_part(LowConfidenceExpand, "low_conf_threshold")
+    expansion_factor: int = from_part(EosConfidenceLength, "expansion_factor")
+    eos_confidence_threshold: float = from_part(EosConfidenceLength, "eos_confidence_threshold")
+    expand_eos_confidence_threshold: float = from_part(LowConfidenceExpand, "expand_eos_confidence_threshold")
+    eos_check_tokens: int = from_part(EosConfidenceLength, "eos_check_tokens")
+    temperature: float = from_part(GumbelTemperature, "temperature")
+    cfg_scale: float = from_part(ClassifierFreeGuidance, "scale")
+    reference_compat: bool = from_part(EosConfidenceLength, "reference_compat")
 
     def __attrs_post_init__(self) -> None:
         initial_within_max(self.initial_gen_length, self.max_gen_length)
-        if self.reference_compat and self.cfg_scale > 0 and self.initial_gen_length != self.max_gen_length:
-            raise ConfigError(
-                f"`cfg_scale` {self.cfg_scale} with `reference_compat=True`: the reference implementation fails "
-                "with an indexing error as soon as the canvas length changes (daedal.md Q9); use the default mode "
-                "(reference_compat=False), where guidance follows the canvas, or cfg_scale=0"
-            )
+        if self.reference_compat:
+            check_reference_guidance(self.cfg_scale, self.initial_gen_length, self.max_gen_length)
 
     def parts(self) -> list[object]:
         """The policies this bundle stands for, in the order they answer."""
+        shared = dict(
+            expansion_factor="expansion_factor", eos_check_tokens="eos_check_tokens", reference_compat="reference_compat"
+        )
         parts: list[object] = [
-            EosConfidenceLength(
-                initial_gen_length=self.initial_gen_length,
-                max_gen_length=self.max_gen_length,
-                expansion_factor=self.expansion_factor,
-                eos_confidence_threshold=self.eos_confidence_threshold,
-                eos_check_tokens=self.eos_check_tokens,
-                reference_compat=self.reference_compat,
-            ),
-            BlockPointer(block_length=self.block_length),
-            ThresholdUnmask(threshold=self.high_conf_threshold),
-            LowConfidenceExpand(
-                low_conf_threshold=self.low_conf_threshold,
-                expansion_factor=self.expansion_factor,
-                expand_eos_confidence_threshold=self.expand_eos_confidence_threshold,
-                eos_check_tokens=self.eos_check_tokens,
-                reference_compat=self.reference_compat,
-            ),
+            EosConfidenceLength(**part_kwargs(self, EosConfidenceLength)),
+            BlockPointer(**part_kwargs(self, BlockPointer)),
+            ThresholdUnmask(**part_kwargs(self, ThresholdUnmask)),
+            LowConfidenceExpand(**part_kwargs(self, LowConfidenceExpand, **shared)),
         ]
         if self.temperature > 0:
-            parts.append(GumbelTemperature(temperature=self.temperature, precision="float32"))
+            # The reference draws its noise over the batch tensor; the default mode draws per row,
+            # so a row samples the same tokens in any batch.
+            streams = "batch" if self.reference_compat else "rows"
+            gumbel = part_kwargs(self, GumbelTemperature)
+            parts.append(GumbelTemperature(**gumbel, precision="float32", streams=streams))
         if self.cfg_scale > 0:
-            parts.append(ClassifierFreeGuidance(scale=self.cfg_scale))
+            parts.append(ClassifierFreeGuidance(**part_kwargs(self, ClassifierFreeGuidance)))
         return parts

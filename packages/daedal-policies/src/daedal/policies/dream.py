@@ -1,4 +1,4 @@
-"""Dream's ``diffusion_generate`` (``baselines.md`` (b)): four unmasking algorithms on one schedule.
+"""Dream's ``diffusion_generate`` (reference semantics b): four unmasking algorithms on one schedule.
 
 Each step ``i`` of ``steps`` has the noise levels ``t_i > t_{i+1}`` of
 ``linspace(1, eps, steps + 1)``. Every masked slot gets a token from ``sample_tokens``
@@ -36,6 +36,8 @@ import torch
 
 from daedal.core import ConfigError, FixedLength, Prediction, State, Unmask, hookimpl
 from daedal.core.defaults import top_k_unmask
+from daedal.core.hookspecs import IDLE_STEPS, KEEPS_MASK_PROPOSALS
+from daedal.policies._bundle import from_part, part_kwargs
 from daedal.policies._validate import int_at_least, non_negative, one_of, optional
 from daedal.policies.sampling import top_k_filter, top_p_filter
 
@@ -48,10 +50,13 @@ def sample_tokens(
     temperature: float,
     top_p: float | None,
     top_k: int | None,
-    generator: torch.Generator,
+    state: State,
     alg: str,
+    batch: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Dream's ``sample_tokens`` on ``[B, T, V]`` logits: ``(confidence, token)`` per slot."""
+    """Dream's ``sample_tokens`` on ``[B, T, V]`` logits: ``(confidence, token)`` per slot.
+
+    Random numbers come from ``state.uniform`` (the batch stream when ``batch``)."""
     if temperature > 0:
         logits = logits / temperature
     if top_p is not None and top_p < 1:
@@ -60,7 +65,7 @@ def sample_tokens(
         logits = top_k_filter(logits, top_k)
     probs = torch.softmax(logits, dim=-1)
     if temperature > 0:
-        race = torch.rand(probs.shape, generator=generator, device=probs.device, dtype=probs.dtype)
+        race = state.uniform(probs.shape, dtype=probs.dtype, batch=batch)
         token = (probs / -torch.log(race)).argmax(-1)
         confidence = probs.gather(-1, token.unsqueeze(-1)).squeeze(-1)
     else:
@@ -85,9 +90,14 @@ class DreamUnmask:
         top_p: Nucleus filter (None: off).
         top_k: Top-k filter (None: off).
         eps: Final noise level of the schedule, in (0, 1).
+        streams: ``"batch"`` (draws over the batch tensor, as the oracle of this port) or
+            ``"rows"`` (per-row streams: a row's samples and reveal order do not depend on its
+            batch); see ``daedal.core.streams``.
     """
 
-    allows_idle_steps: ClassVar[bool] = True
+    #: Dream's eps schedule has steps that reveal nothing, and, like the reference, a slot whose
+    #: token is the mask id stays masked.
+    daedal_capabilities: ClassVar[frozenset[str]] = frozenset({IDLE_STEPS, KEEPS_MASK_PROPOSALS})
 
     steps: int = attrs.field(default=512, validator=int_at_least(1))
     alg: str = attrs.field(default="origin", validator=one_of(*ALGORITHMS))
@@ -96,6 +106,7 @@ class DreamUnmask:
     top_p: float | None = attrs.field(default=None, validator=optional(non_negative))
     top_k: int | None = attrs.field(default=None, validator=optional(int_at_least(1)))
     eps: float = attrs.field(default=1e-3, validator=non_negative)
+    streams: str = attrs.field(default="batch", validator=one_of("batch", "rows"))
 
     def __attrs_post_init__(self) -> None:
         if not 0 < self.eps < 1:
@@ -116,17 +127,19 @@ class DreamUnmask:
         levels = torch.linspace(1, self.eps, self.steps + 1, device=canvas.device)
         t, s = levels[i], levels[i + 1]
         last = i == self.steps - 1
+        batch = self.streams == "batch"
         confidence, token = sample_tokens(
             prediction.logits,
             temperature=self.temperature,
             top_p=self.top_p,
             top_k=self.top_k,
-            generator=state.generator,
+            state=state,
             alg=self.alg,
+            batch=batch,
         )
         if self.alg == "origin":
             p_reveal = 1.0 if last else 1 - s / t
-            u = torch.rand(masked.shape, generator=state.generator, device=canvas.device)
+            u = state.uniform(masked.shape, batch=batch)
             where = masked & (u < p_reveal) & (token != canvas.mask_id)
             return Unmask(where=where, tokens=token)
         average = masked.sum() / masked.shape[0]
@@ -134,7 +147,7 @@ class DreamUnmask:
         score = confidence
         if self.alg_temp:
             # Gumbel-top-k: k draws without replacement from softmax(confidence / alg_temp).
-            u = torch.rand(masked.shape, generator=state.generator, device=canvas.device)
+            u = state.uniform(masked.shape, batch=batch)
             score = confidence / self.alg_temp - torch.log(-torch.log(u))
         return top_k_unmask(score, masked, k.expand(masked.shape[0]), token, canvas.mask_id)
 
@@ -156,31 +169,23 @@ class DreamDecoding:
         top_p: Nucleus filter (None: off).
         top_k: Top-k filter (None: off).
         eps: Final noise level of the schedule.
+        streams: ``"batch"`` or ``"rows"`` (see :class:`DreamUnmask`).
     """
 
-    max_new_tokens: int = attrs.field(default=512, validator=int_at_least(1))
-    steps: int = attrs.field(default=512, validator=int_at_least(1))
-    alg: str = attrs.field(default="origin", validator=one_of(*ALGORITHMS))
-    alg_temp: float | None = attrs.field(default=None, validator=optional(non_negative))
-    temperature: float = attrs.field(default=0.0, validator=non_negative)
-    top_p: float | None = attrs.field(default=None, validator=optional(non_negative))
-    top_k: int | None = attrs.field(default=None, validator=optional(int_at_least(1)))
-    eps: float = attrs.field(default=1e-3, validator=non_negative)
+    # Each field is the part's own (default and validator): see daedal.policies._bundle.
+    max_new_tokens: int = from_part(FixedLength, "gen_length", default=512)
+    steps: int = from_part(DreamUnmask, "steps")
+    alg: str = from_part(DreamUnmask, "alg")
+    alg_temp: float | None = from_part(DreamUnmask, "alg_temp")
+    temperature: float = from_part(DreamUnmask, "temperature")
+    top_p: float | None = from_part(DreamUnmask, "top_p")
+    top_k: int | None = from_part(DreamUnmask, "top_k")
+    eps: float = from_part(DreamUnmask, "eps")
+    streams: str = from_part(DreamUnmask, "streams")
 
     def __attrs_post_init__(self) -> None:
         self.parts()  # validate the parts now, not at the first run
 
     def parts(self) -> list[object]:
         """The policies this bundle stands for."""
-        return [
-            FixedLength(gen_length=self.max_new_tokens),
-            DreamUnmask(
-                steps=self.steps,
-                alg=self.alg,
-                alg_temp=self.alg_temp,
-                temperature=self.temperature,
-                top_p=self.top_p,
-                top_k=self.top_k,
-                eps=self.eps,
-            ),
-        ]
+        return [FixedLength(**part_kwargs(self, FixedLength)), DreamUnmask(**part_kwargs(self, DreamUnmask))]

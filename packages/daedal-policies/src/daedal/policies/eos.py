@@ -1,4 +1,4 @@
-"""DAEDAL's EOS confidence (``daedal.md`` §4), vectorised over the batch.
+"""DAEDAL's EOS confidence (reference semantics §4), vectorised over the batch.
 
 For each row, the positions ``q`` in ``[start, end)`` whose raw argmax is EOS are
 ranked from the right; the ``window`` right-most of them are kept and their EOS

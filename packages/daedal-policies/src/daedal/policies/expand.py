@@ -1,4 +1,4 @@
-"""DAEDAL stage 2 insertion (``daedal.md`` §6 step 7 and 8).
+"""DAEDAL stage 2 insertion (reference semantics §6 step 7 and 8).
 
 While a row's EOS confidence is below ``expand_eos_confidence_threshold`` and it has
 room, the least confident masked slot of its current window with confidence below
@@ -7,7 +7,7 @@ one insertion per row per step, content after it shifts right, the window's star
 not move.
 
 Room: the reference inserts whenever the row is shorter than its maximum and cuts the row
-at the maximum afterwards (``daedal.md`` Q6, dropping its last slots); with
+at the maximum afterwards (reference semantics Q6, dropping its last slots); with
 ``reference_compat=True`` this policy does the same through ``Expand(truncate=True)``.
 By default a row inserts only when the whole block fits, so nothing is ever cut.
 """
@@ -20,6 +20,7 @@ from daedal.core import Expand, Prediction, State, Unmask, hookimpl
 from daedal.policies._validate import boolean, int_at_least, unit_interval
 from daedal.policies.budget import CAP_BINDS, mark
 from daedal.policies.eos import eos_confidence
+from daedal.policies.reference import reference_insertion_room
 
 
 @attrs.frozen(kw_only=True)
@@ -58,11 +59,12 @@ class LowConfidenceExpand:
             argmax=prediction.argmax,
         )
         if self.reference_compat:
-            room = canvas.length < canvas.max_length
+            room, truncate = reference_insertion_room(canvas, self.expansion_factor)
         else:
-            room = canvas.length + (self.expansion_factor - 1) <= canvas.max_length
+            # Insert only where the whole block fits: nothing is ever cut.
+            room, truncate = canvas.length + (self.expansion_factor - 1) <= canvas.max_length, False
         wants = eos < self.expand_eos_confidence_threshold
-        conf = prediction.confidence
+        conf = prediction.raw_confidence  # DAEDAL ranks the raw proposals' confidences (§6 step 7)
         candidates = canvas.masked & window.mask(canvas.width) & ~unmask.where & (conf < self.low_conf_threshold)
         candidates = candidates & wants[:, None]
         if state.stash.get(CAP_BINDS, False) and bool((candidates.any(1) & ~room).any()):
@@ -73,4 +75,4 @@ class LowConfidenceExpand:
         # argmin returns the first minimum: ties go to the lowest column.
         point = conf.masked_fill(~candidates, float("inf")).argmin(1)
         where = (canvas.columns == point[:, None]) & candidates.any(1)[:, None]
-        return Expand(where=where, factor=self.expansion_factor, truncate=self.reference_compat)
+        return Expand(where=where, factor=self.expansion_factor, truncate=truncate)

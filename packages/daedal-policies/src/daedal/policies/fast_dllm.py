@@ -1,4 +1,4 @@
-"""Fast-dLLM's parallel decoding (``baselines.md`` c.1): several tokens per step inside a block.
+"""Fast-dLLM's parallel decoding (reference semantics c.1): several tokens per step inside a block.
 
 Blocks are decoded in order (the :class:`~daedal.policies.BlockPointer` window); in the
 current block every step commits
@@ -22,7 +22,8 @@ import attrs
 import torch
 
 from daedal.core import ConfigError, FixedLength, GumbelTemperature, Prediction, State, Unmask, hookimpl
-from daedal.policies._validate import int_at_least, non_negative, optional, positive, unit_interval
+from daedal.policies._bundle import from_part, part_kwargs
+from daedal.policies._validate import optional, positive, unit_interval
 from daedal.policies.unmask import BlockPointer, first_true
 
 
@@ -75,7 +76,8 @@ class ParallelUnmask:
             first = first_true(fails)
             n = torch.where(first >= count - 1, count, first)
             where = candidates & (ranks < n[:, None])
-        return Unmask(where=where & (prediction.tokens != canvas.mask_id), tokens=prediction.tokens)
+        # The engine's proposals are never the mask id: every selected slot is committed.
+        return Unmask(where=where, tokens=prediction.tokens)
 
 
 @attrs.frozen(kw_only=True)
@@ -90,11 +92,12 @@ class FastDllm:
         temperature: Gumbel-max temperature (fp64 noise, as the reference).
     """
 
-    gen_length: int = attrs.field(default=256, validator=int_at_least(1))
-    block_length: int = attrs.field(default=32, validator=int_at_least(1))
-    threshold: float | None = attrs.field(default=0.9, validator=optional(unit_interval))
-    factor: float | None = attrs.field(default=None, validator=optional(positive))
-    temperature: float = attrs.field(default=0.0, validator=non_negative)
+    # Each field is the part's own (default and validator): see daedal.policies._bundle.
+    gen_length: int = from_part(FixedLength, "gen_length", default=256)
+    block_length: int = from_part(BlockPointer, "block_length")
+    threshold: float | None = from_part(ParallelUnmask, "threshold")
+    factor: float | None = from_part(ParallelUnmask, "factor")
+    temperature: float = from_part(GumbelTemperature, "temperature")
 
     def __attrs_post_init__(self) -> None:
         if self.gen_length % self.block_length:
@@ -107,10 +110,10 @@ class FastDllm:
     def parts(self) -> list[object]:
         """The policies this bundle stands for."""
         parts: list[object] = [
-            FixedLength(gen_length=self.gen_length),
-            BlockPointer(block_length=self.block_length),
-            ParallelUnmask(threshold=self.threshold, factor=self.factor),
+            FixedLength(**part_kwargs(self, FixedLength)),
+            BlockPointer(**part_kwargs(self, BlockPointer)),
+            ParallelUnmask(**part_kwargs(self, ParallelUnmask)),
         ]
         if self.temperature > 0:
-            parts.append(GumbelTemperature(temperature=self.temperature, precision="float64"))
+            parts.append(GumbelTemperature(**part_kwargs(self, GumbelTemperature), precision="float64"))
         return parts

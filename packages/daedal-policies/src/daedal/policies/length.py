@@ -1,4 +1,4 @@
-"""DAEDAL stage 1: initial length adjustment by EOS confidence, then the EOS tail (``daedal.md`` §5).
+"""DAEDAL stage 1: initial length adjustment by EOS confidence, then the EOS tail (reference semantics §5).
 
 Each row starts as its prompt and ``initial_gen_length`` masks. One forward pass per
 iteration measures every row's EOS confidence (§4); a row below
@@ -26,6 +26,27 @@ from daedal.policies._validate import boolean, initial_within_max, int_at_least,
 from daedal.policies.budget import CAP_BINDS, mark, new_token_cap, spent
 from daedal.policies.eos import eos_confidence
 from daedal.policies.padding import build_canvas, check_fits, layout_prompts
+from daedal.policies.reference import ReferenceStage1
+
+
+class _Stage1:
+    """Stage-1 rules of the default mode: right padding, and a row that stops stays stopped."""
+
+    left_pad = False
+
+    @staticmethod
+    def grow(
+        low: torch.Tensor, stopped: torch.Tensor, length: torch.Tensor, cap: int
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(wants, grow, stopped) of one iteration: rows below the threshold that never stopped grow."""
+        wants = low & ~stopped
+        grow = wants & (length < cap)
+        return wants, grow, stopped | ~grow
+
+    @staticmethod
+    def stops(new: torch.Tensor, length: torch.Tensor) -> bool:
+        """The loop ends only when no row grows: each row's length depends on its own prompt."""
+        return False
 
 
 @attrs.frozen(kw_only=True)
@@ -70,20 +91,27 @@ class EosConfidenceLength:
         state.stash[CAP_BINDS] = True
         return cap
 
+    @property
+    def _rules(self) -> type[_Stage1] | type[ReferenceStage1]:
+        # The one switch: the official code's batching and stop test live in daedal.policies.reference.
+        return ReferenceStage1 if self.reference_compat else _Stage1
+
     @hookimpl
     def initial_canvas(self, state: State) -> Canvas:
         adapter = state.adapter
         mask_id, eos_id = adapter.mask_id, adapter.eos_id
+        rules = self._rules
         prompts = layout_prompts(
             state.prompts,
-            left_pad=self.reference_compat,
+            left_pad=rules.left_pad,
             eos_id=eos_id,
             pad_id=adapter.pad_id,
             device=torch.device(adapter.device),
         )
         check_fits(state, prompts, self.max_gen_length, "max_gen_length")
-        if getattr(adapter, "family", "") == "Dream":
-            # The official DAEDAL code is LLaDA-only (daedal.md §12): nothing to verify Dream runs against.
+        if getattr(adapter, "shifted", False):
+            # The official DAEDAL code reads the model's logits as they come, so it only runs models
+            # whose raw logit row i predicts slot i: nothing to verify a shifted model's run against.
             state.report["reference_verifiable"] = False
         cap = self._cap(state)
         length = torch.full_like(prompts.prompt_len, self.initial_gen_length)
@@ -98,12 +126,7 @@ class EosConfidenceLength:
                 end=canvas.length,
                 window=self.eos_check_tokens,
             )
-            wants = eos < self.eos_confidence_threshold
-            if not self.reference_compat:
-                wants = wants & ~stopped
-            grow = wants & (length < cap)
-            if not self.reference_compat:
-                stopped = stopped | ~grow
+            wants, grow, stopped = rules.grow(eos < self.eos_confidence_threshold, stopped, length, cap)
             if cap < self.max_gen_length and bool((wants & (length + self.expansion_factor > cap)).any()):
                 mark(state, "max_new_tokens")
             if not bool(grow.any()):
@@ -113,8 +136,8 @@ class EosConfidenceLength:
                 mark(state, bound)
                 break
             new = torch.where(grow, torch.clamp(length + self.expansion_factor, max=cap), length)
-            if self.reference_compat and int(new.max()) <= int(length.max()):
-                break  # Q2: the batch-maximum stop test
+            if rules.stops(new, length):
+                break
             length = new
             canvas = build_canvas(prompts, length, mask_id=mask_id, max_gen_length=cap)
             state.emit(LengthChanged(canvas, "eos-confidence", state.counters.forward_passes))

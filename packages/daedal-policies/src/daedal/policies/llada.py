@@ -1,4 +1,4 @@
-"""LLaDA's fixed-length, block semi-autoregressive decoding (``baselines.md`` a.1, a.2).
+"""LLaDA's fixed-length, block semi-autoregressive decoding (reference semantics a.1, a.2).
 
 :class:`LLaDADecoding` takes the reference ``generate()``'s parameter names and is a bundle
 of the core's ``FixedLength``, ``SemiAutoregressive`` and ``GumbelTemperature``, plus
@@ -15,25 +15,25 @@ of the core's ``FixedLength``, ``SemiAutoregressive`` and ``GumbelTemperature``,
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Literal
 
 import attrs
 
 from daedal.core import ConfigError, FixedLength, GumbelTemperature, SemiAutoregressive
-from daedal.policies._validate import boolean, int_at_least, non_negative, one_of
-from daedal.policies.padding import LeftPaddedFixedLength
+from daedal.policies._bundle import from_part, part_kwargs
+from daedal.policies._validate import boolean, int_at_least
+from daedal.policies.reference import baseline_steps, daedal_baseline_parts
 from daedal.policies.sampling import ClassifierFreeGuidance
 
 
 @attrs.frozen(kw_only=True)
 class LLaDASchedule(SemiAutoregressive):
-    """The core's ``SemiAutoregressive``, allowing steps whose quota is zero.
+    """The core's ``SemiAutoregressive``, with steps whose quota is zero.
 
     With more steps per block than masks, LLaDA's transfer schedule gives some steps a
-    quota of 0: they still run a forward pass and commit nothing, as in the reference.
+    quota of 0: they still run a forward pass and commit nothing, as in the reference
+    (the core class declares the ``IDLE_STEPS`` capability for this).
     """
-
-    allows_idle_steps: ClassVar[bool] = True
 
 
 @attrs.frozen(kw_only=True)
@@ -50,17 +50,20 @@ class LLaDADecoding:
         cfg_scale: Classifier-free guidance scale (0: off; one extra forward pass per step).
         remasking: ``"low_confidence"`` or ``"random"``.
         reference_compat: The DAEDAL repository's baseline variant (see the module).
+        streams: ``"batch"`` (the reference's draws over the batch tensor) or ``"rows"``
+            (per-row streams: sampling and random remasking do not depend on the batch).
     """
 
-    gen_length: int = attrs.field(default=128, validator=int_at_least(1))
-    steps: int = attrs.field(default=128, validator=int_at_least(1))
-    block_length: int = attrs.field(default=128, validator=int_at_least(1))
-    temperature: float = attrs.field(default=0.0, validator=non_negative)
-    cfg_scale: float = attrs.field(default=0.0, validator=non_negative)
-    remasking: Literal["low_confidence", "random"] = attrs.field(
-        default="low_confidence", validator=one_of("low_confidence", "random")
-    )
+    # Each field is the part's own (validator, and default where LLaDA's generate() has none
+    # of its own): see daedal.policies._bundle.
+    gen_length: int = from_part(FixedLength, "gen_length")
+    steps: int = from_part(SemiAutoregressive, "steps", default=128, validator=int_at_least(1))
+    block_length: int = from_part(SemiAutoregressive, "block_length", default=128, validator=int_at_least(1))
+    temperature: float = from_part(GumbelTemperature, "temperature")
+    cfg_scale: float = from_part(ClassifierFreeGuidance, "scale")
+    remasking: Literal["low_confidence", "random"] = from_part(SemiAutoregressive, "remasking")
     reference_compat: bool = attrs.field(default=False, validator=boolean)
+    streams: Literal["batch", "rows"] = from_part(SemiAutoregressive, "streams")
 
     def __attrs_post_init__(self) -> None:
         if self.gen_length % self.block_length:
@@ -79,23 +82,21 @@ class LLaDADecoding:
     @property
     def total_steps(self) -> int:
         """Steps the run takes: ``steps``, or ``max(1, steps // blocks) * blocks`` in reference mode."""
-        blocks = self.gen_length // self.block_length
-        return max(1, self.steps // blocks) * blocks if self.reference_compat else self.steps
+        if self.reference_compat:
+            return baseline_steps(self.steps, self.gen_length // self.block_length)
+        return self.steps
 
     def parts(self) -> list[object]:
         """The policies this bundle stands for."""
-        length: object = (
-            LeftPaddedFixedLength(gen_length=self.gen_length)
-            if self.reference_compat
-            else FixedLength(gen_length=self.gen_length)
-        )
+        if self.reference_compat:
+            return daedal_baseline_parts(self)
         parts: list[object] = [
-            length,
-            LLaDASchedule(block_length=self.block_length, steps=self.total_steps, remasking=self.remasking),
+            FixedLength(**part_kwargs(self, FixedLength)),
+            LLaDASchedule(**part_kwargs(self, SemiAutoregressive)),
         ]
         if self.temperature > 0:
-            precision: Literal["float64", "float32"] = "float32" if self.reference_compat else "float64"
-            parts.append(GumbelTemperature(temperature=self.temperature, precision=precision))
+            gumbel = part_kwargs(self, GumbelTemperature)
+            parts.append(GumbelTemperature(**gumbel, precision="float64", streams=self.streams))
         if self.cfg_scale > 0:
-            parts.append(ClassifierFreeGuidance(scale=self.cfg_scale))
+            parts.append(ClassifierFreeGuidance(**part_kwargs(self, ClassifierFreeGuidance)))
         return parts

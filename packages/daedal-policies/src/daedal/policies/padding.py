@@ -5,7 +5,7 @@ Two batching conventions exist:
 * **right padding** (the default): each row is its own prompt, then its generation
   slots, then pad ids; rows do not see each other's padding, so a row's output does not
   depend on the batch;
-* **left padding** (the reference implementations' harnesses, ``daedal.md`` §2): every
+* **left padding** (the reference implementations' harnesses, reference semantics §2): every
   prompt is left-padded with the EOS id to the batch's longest prompt ``P`` and the pads
   are ordinary, attended prompt tokens. The canvas's prompt is then the padded prompt
   (``prompt_len = P`` in every row) and its pad id is EOS.
@@ -117,7 +117,7 @@ def check_fits(state: State, prompts: Prompts, gen_length: int, what: str) -> No
 class LeftPaddedFixedLength:
     """Fixed-length start with the reference harnesses' batching: prompts left-padded with EOS.
 
-    The pads are attended prompt tokens (``daedal.md`` §2, ``baselines.md`` a.2), so a
+    The pads are attended prompt tokens (reference semantics §2 and a.2), so a
     row's output depends on the longest prompt of its batch, as in the reference.
 
     Attributes:

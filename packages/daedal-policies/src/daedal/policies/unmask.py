@@ -1,6 +1,6 @@
 """Unmasking rules: DAEDAL's block pointer and threshold fill with its fallbacks.
 
-* :class:`BlockPointer` (``daedal.md`` §6 step 9): blocks start at ``prompt_len + k *
+* :class:`BlockPointer` (reference semantics §6 step 9): blocks start at ``prompt_len + k *
   block_length``; each row works on the first block that still holds a mask, so blocks
   without masks (such as the EOS tail) are skipped and insertions never move the pointer.
   The pointer is derived from the canvas, so the policy keeps no state.
@@ -10,7 +10,7 @@
   id; if every proposal is the mask id, renormalise without the mask id and commit the
   slot whose best other token is the most probable, with that token.
 
-Ties go to the lowest column (the reference leaves them to CUDA kernels, ``daedal.md`` Q12).
+Ties go to the lowest column (the reference leaves them to CUDA kernels, reference semantics Q12).
 """
 
 from __future__ import annotations
@@ -19,6 +19,17 @@ import attrs
 import torch
 
 from daedal.core import Canvas, Prediction, State, Unmask, Window, hookimpl
+from daedal.core.prediction import best_non_mask
+
+__all__ = [
+    "BlockPointer",
+    "ThresholdUnmask",
+    "best_non_mask",
+    "commit_all",
+    "first_true",
+    "one_hot_columns",
+    "threshold_fill",
+]
 from daedal.policies._validate import int_at_least, unit_interval
 
 
@@ -33,19 +44,17 @@ def one_hot_columns(index: torch.Tensor, width: int) -> torch.Tensor:
     return torch.arange(width, device=index.device) == index[:, None]
 
 
-def best_non_mask(logits: torch.Tensor, mask_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(probability, token)`` of the most likely non-mask id, renormalised without the mask id."""
-    no_mask = logits.index_fill(-1, torch.tensor([mask_id], device=logits.device), float("-inf"))
-    top, token = no_mask.max(-1)
-    return torch.exp(top - torch.logsumexp(no_mask, -1)), token
-
-
 def threshold_fill(
     prediction: Prediction, candidates: torch.Tensor, threshold: float, mask_id: int
 ) -> Unmask:
-    """DAEDAL's fill rule (``daedal.md`` §6 step 6) on the ``candidates`` of each row."""
-    proposal = prediction.tokens
-    conf = prediction.confidence
+    """DAEDAL's fill rule (reference semantics §6 step 6) on the ``candidates`` of each row.
+
+    DAEDAL has its own rule for a mask proposal (skip it; if only mask proposals are left,
+    take the best other id of the slot whose renormalised best other id is the most
+    likely), so it reads the raw proposals; its fallback uses the core's ``best_non_mask``.
+    """
+    proposal = prediction.raw_tokens
+    conf = prediction.raw_confidence
     usable = candidates & (proposal != mask_id)
     fill = usable & (conf > threshold)
     needs = candidates.any(1) & ~fill.any(1)
@@ -65,14 +74,8 @@ def threshold_fill(
 
 
 def commit_all(canvas: Canvas, prediction: Prediction) -> Unmask:
-    """Commit every masked slot with its proposal (the best non-mask id where the proposal is the mask id)."""
-    where = canvas.masked
-    tokens = prediction.tokens
-    bad = where & (tokens == canvas.mask_id)
-    if bool(bad.any()):
-        _, token = best_non_mask(prediction.logits, canvas.mask_id)
-        tokens = torch.where(bad, token, tokens)
-    return Unmask(where=where, tokens=tokens)
+    """Commit every masked slot with its proposal (never the mask id: the engine's proposal rule)."""
+    return Unmask(where=canvas.masked, tokens=prediction.tokens)
 
 
 @attrs.frozen(kw_only=True)

@@ -1,4 +1,4 @@
-"""Hypothesis strategies for canvases and the decisions that may legally change them.
+"""Hypothesis strategies for canvases, run states and the decisions that may legally change them.
 
 Example::
 
@@ -17,6 +17,9 @@ import torch
 from hypothesis import strategies as st
 
 from daedal.core.canvas import Canvas, Expand, Remask, Unmask
+from daedal.core.state import State
+from daedal.core.testing.helpers import make_state
+from daedal.core.window import Window
 
 MASK_ID = 15
 PAD_ID = 0
@@ -108,3 +111,44 @@ def remasks(draw: st.DrawFn, canvas: Canvas, *, exclude: torch.Tensor | None = N
 def empty_unmask(canvas: Canvas) -> Unmask:
     """An unmask that commits nothing."""
     return Unmask.none_like(canvas)
+
+
+@st.composite
+def windows(draw: st.DrawFn, canvas: Canvas) -> Window:
+    """A window inside each row's generation region (possibly empty for some rows)."""
+    starts, ends = [], []
+    for p, n in zip(canvas.prompt_len.tolist(), canvas.length.tolist(), strict=True):
+        start = draw(st.integers(p, n))
+        starts.append(start)
+        ends.append(draw(st.integers(start, n)))
+    return Window(start=torch.tensor(starts, device=canvas.device), end=torch.tensor(ends, device=canvas.device))
+
+
+@st.composite
+def states(draw: st.DrawFn, *, with_window: bool = True, max_step: int = 64, **canvas_options: int) -> State:
+    """Run states for property tests of a single hook: a random canvas, step and window.
+
+    The state's adapter is a :class:`~daedal.core.testing.FakeAdapter` whose vocabulary
+    ends at the canvas's mask id, so ``state.forward`` gives logits for the canvas.
+
+    Args:
+        with_window: Draw a window (as the hooks after ``select_window`` see); else None.
+        max_step: Largest step index drawn.
+        canvas_options: Passed to :func:`canvases` (``max_batch``, ``max_gen``, ``headroom``...).
+
+    Example::
+
+        @given(state=dst.states())
+        def test_fill_stays_in_the_window(state):
+            prediction = Prediction.greedy(state.forward(state.canvas.tokens, state.canvas.length))
+            unmask = MyFill().select_unmask(state, prediction)
+            assert not (unmask.where & ~state.window.mask(state.canvas.width)).any()
+    """
+    canvas = draw(canvases(**canvas_options))
+    window = draw(windows(canvas)) if with_window else None
+    return make_state(
+        canvas=canvas,
+        step=draw(st.integers(0, max_step)),
+        window=window,
+        seed=draw(st.integers(0, 2**16)),
+    )

@@ -1,6 +1,6 @@
 """Code extraction, sanitisation and test programs for HumanEval and MBPP.
 
-The evaluation scripts of the paper (``reference/paper-results.md`` §5) take the code
+The evaluation scripts of the paper (reference semantics E5) take the code
 out of the first ```` ```python ```` fence, *sanitise* it (keep the longest run of lines
 that parses, then only imports and the definitions reachable from the entry point) and
 run it against the benchmark's tests. The sanitiser here is written on Python's

@@ -1,6 +1,6 @@
 """Answer extraction, normalisation and equivalence for GSM8K and MATH500.
 
-This follows the DAEDAL evaluation scripts (``reference/paper-results.md`` §5), which
+This follows the DAEDAL evaluation scripts (reference semantics E5), which
 in turn follow the MATH benchmark's ``is_equiv``: pull the final answer out of the raw
 generation (the last ``\\boxed{...}``), normalise both the prediction and the target
 with the same string rewrites, then compare numerically when both are numbers and

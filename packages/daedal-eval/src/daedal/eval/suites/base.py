@@ -90,7 +90,7 @@ class Suite:
     hub_config: ClassVar[str | None] = None
     hub_split: ClassVar[str] = "test"
     required_fields: ClassVar[tuple[str, ...]] = ()
-    #: Strings counted as padding by the efficiency metrics (paper §5).
+    #: Strings counted as padding by the efficiency metrics (reference semantics E5).
     pad_strings: ClassVar[tuple[str, ...]] = ("<|endoftext|>",)
     #: Text the assistant turn starts with, after the chat template.
     assistant_prefix: ClassVar[str] = REASONING_PREFIX

@@ -10,7 +10,7 @@ import attrs
 from daedal.core.errors import ConfigError
 from daedal.eval.suites.base import Score, Suite
 
-#: Instructions after the problem in both code prompts (paper-results §4).
+#: Instructions after the problem in both code prompts (reference semantics E4).
 CODE_FORMAT = (
     "\n\nFirst, reason about the solution step-by-step. Then, write the code.\nRespond in the following format:\n"
     "<reasoning>\nYour reasoning here\n</reasoning>\n<answer>\n```python\n"

@@ -12,7 +12,7 @@ from daedal.eval.suites.base import Score, Suite
 
 __all__ = ["MATH_INSTRUCTION", "math_user_message"]
 
-#: The user turn of GSM8K and MATH500 before the question (paper-results §4, byte for byte;
+#: The user turn of GSM8K and MATH500 before the question (reference semantics E4, byte for byte;
 #: note the space before the first newline).
 MATH_INSTRUCTION = (
     "You are a math expert. You will be given a question to solve. Solve it step by step. "

@@ -24,6 +24,7 @@ class Dream(HFAdapter):
     """
 
     family = "Dream"
+    model_types = (modeling.MODEL_TYPE,)
     shifted = True
     end_of_turn_token = "<|im_end|>"
     mask_token = "<|mask|>"
@@ -38,7 +39,7 @@ class Dream(HFAdapter):
 
         return Qwen2Tokenizer
 
-    def _max_length(self, config: Any) -> int:
+    def max_length_of(self, config: Any) -> int:
         return int(getattr(config, "max_position_embeddings", None) or 2048)
 
     def render_chat(self, messages: Sequence[dict[str, str]]) -> str:

@@ -139,7 +139,7 @@ class DreamAttention(nn.Module):
         mask: torch.Tensor | None,
         compute_dtype: torch.dtype | None,
     ) -> torch.Tensor:
-        # Dream rotates in the activation dtype with cos/sin already cast to it (unlike LLaDA's fp32 RoPE).
+        # Dream rotates in the activation dtype, with cos/sin already cast to it (as its released code does).
         o = _layers.self_attention(self, x, cos, sin, mask, compute_dtype, rope_fp32=False)
         return _layers.linear(o, self.o_proj, compute_dtype)
 
@@ -282,9 +282,7 @@ def check_config(data: dict[str, Any], *, path: str | os.PathLike[str]) -> Dream
     Raises:
         AdapterError: When ``model_type`` is not ``"Dream"``.
     """
-    return DreamConfig.from_checkpoint_dict(
-        data, path=path, hint=" Use the adapter of that family (e.g. daedal.models.LLaDA for model_type 'llada')."
-    )
+    return DreamConfig.from_checkpoint_dict(data, path=path)
 
 
 def load_pretrained(

@@ -27,6 +27,7 @@ class LLaDA(HFAdapter):
     """
 
     family = "LLaDA"
+    model_types = (modeling.MODEL_TYPE,)
     shifted = False
     end_of_turn_token = "<|eot_id|>"
     mask_token = "<|mdm_mask|>"
@@ -34,7 +35,7 @@ class LLaDA(HFAdapter):
     native_class: ClassVar[type[torch.nn.Module]] = modeling.LLaDAModelLM
     remote_mask_style = "2d"
 
-    def _max_length(self, config: Any) -> int:
+    def max_length_of(self, config: Any) -> int:
         return int(getattr(config, "max_sequence_length", None) or 4096)
 
     def render_chat(self, messages: Sequence[dict[str, str]]) -> str:

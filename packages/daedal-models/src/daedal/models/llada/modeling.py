@@ -318,9 +318,7 @@ def check_config(data: dict[str, Any], *, path: str | os.PathLike[str]) -> LLaDA
     Raises:
         AdapterError: When ``model_type`` is not ``"llada"``.
     """
-    return LLaDAConfig.from_checkpoint_dict(
-        data, path=path, hint=" Use the adapter of that family (e.g. daedal.models.Dream for model_type 'Dream')."
-    )
+    return LLaDAConfig.from_checkpoint_dict(data, path=path)
 
 
 def load_pretrained(
