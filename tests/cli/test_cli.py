@@ -322,3 +322,10 @@ def test_plugin_commands_are_discovered_and_loaded_lazily(cli, monkeypatch) -> N
     assert code == 0 and "hello" in out and loaded == []  # the help names plugins without importing them
     code, out, _ = cli("hello", "--name", "daedal")
     assert (code, out) == (7, "hello daedal\n") and loaded == ["hello"]
+
+
+def test_live_view_starts_with_a_loading_line(cli) -> None:
+    code, out, err = cli("generate", "--live", "--delay", "0", "reverse: a b")
+    assert code == 0, err
+    assert out.splitlines()[0] == "loading tiny (cpu) ..."  # shown before torch is even imported
+    assert "step " in out and out.rstrip().endswith("b a")  # then the frames, then the answer

@@ -292,6 +292,20 @@ def probe(model: LLaDAModelLM, enc: Encoder, n_per_family: int = 16) -> dict[str
     return out
 
 
+def _device() -> str:
+    """The CPU the run used, as the model card reports it."""
+    import os
+    import platform
+
+    name = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            name = next((line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")), name)
+    except OSError:
+        pass
+    return f"cpu: {name}, {os.cpu_count()} cores visible"
+
+
 def _rel(path: Path) -> str:
     """A path relative to the working directory when it lies below it (portable records)."""
     try:
@@ -384,6 +398,7 @@ def main(argv: list[str] | None = None) -> int:
         "train_time_s": round(total, 1),
         "torch": torch.__version__,
         "threads": args.threads,
+        "device": _device(),
         "history": history,
     }
     (args.out / "training.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
