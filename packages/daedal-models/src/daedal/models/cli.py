@@ -409,9 +409,7 @@ def _compose(run: dict[str, Any], assignments: dict[str, Any], directory: Path |
             raise CLIError(f"--policy {spec.name!r} is not an installed policy; choose one of {sorted(known)} "
                            "(see 'daedal policies')")
     recommended = recommended_specs(directory) or [PolicySpec("daedal")]
-    # A policy the checkpoint recommends starts from the recommended parameters.
-    defaults = {r.name: r.params for r in recommended}
-    specs = [PolicySpec(s.name, {**defaults.get(s.name, {}), **s.params}) for s in run["policies"]]
+    specs = [PolicySpec(s.name, s.params) for s in run["policies"]]
     if assignments:
         if not specs:
             specs = [PolicySpec(s.name, s.params) for s in recommended]

@@ -6,10 +6,11 @@ through the same functions):
 * :func:`recommended_specs` reads a checkpoint's ``daedal.json`` (``{"policies":
   {name: {params}}}``, in order);
 * :func:`build_policies` creates the policies of the specs in order and, where they leave
-  the canvas length or the decoder to nobody, fills that role in from the recommended
-  policies: a policy implementing ``initial_canvas`` is a *length policy*, one
-  implementing ``select_unmask`` or ``select_window`` a *decoder*. Other recommended parts
-  (e.g. stage-2 insertion) are added only when no spec is given at all;
+  a role to nobody, fills that role in from the recommended policies. The roles are the
+  *length* (``initial_canvas``), the *window* (``select_window``) and the *fill rule*
+  (``select_unmask``); other recommended parts (e.g. stage-2 insertion) are added only
+  when no spec is given at all. A spec naming a recommended policy, or one of the parts a
+  recommended bundle stands for, starts from the recommended parameters;
 * :func:`describe_policy` lists a policy's summary and parameters (name, type, default,
   description) for ``daedal policies NAME``.
 """
@@ -25,7 +26,8 @@ from daedal.models.runconfig import PolicySpec
 
 __all__ = ["Composition", "build_policies", "describe_policy", "policy_name", "recommended_specs", "roles"]
 
-LENGTH, DECODER, OTHER = "length", "decoder", "other"
+LENGTH, WINDOW, UNMASK, OTHER = "length", "window", "unmask", "other"
+ROLE_HOOKS = {"initial_canvas": LENGTH, "select_window": WINDOW, "select_unmask": UNMASK}
 
 
 def recommended_specs(directory: str | Path | None) -> list[PolicySpec]:
@@ -57,16 +59,12 @@ def _flatten(policies: Sequence[object]) -> list[object]:
 
 
 def roles(policy: object) -> set[str]:
-    """The roles a policy (or bundle) fills: ``length``, ``decoder``, ``other``."""
+    """The roles a policy (or bundle) fills: ``length``, ``window``, ``unmask``, ``other``."""
     out = set()
     for part in _flatten([policy]):
         hooks = _hooks(part)
-        if "initial_canvas" in hooks:
-            out.add(LENGTH)
-        if hooks & {"select_unmask", "select_window"}:
-            out.add(DECODER)
-        if not hooks & {"initial_canvas", "select_unmask", "select_window"}:
-            out.add(OTHER)
+        found = {ROLE_HOOKS[h] for h in hooks if h in ROLE_HOOKS}
+        out |= found or {OTHER}
     return out
 
 
@@ -111,6 +109,10 @@ def _create(spec: PolicySpec) -> object:
     return registry.create("policies", spec.name, spec.params)
 
 
+def _target(policy: object) -> str:
+    return f"{type(policy).__module__}:{type(policy).__qualname__}"
+
+
 def build_policies(specs: Sequence[PolicySpec], recommended: Sequence[PolicySpec] = ()) -> Composition:
     """Create the policies of ``specs`` in order, filling missing roles from ``recommended``.
 
@@ -124,20 +126,36 @@ def build_policies(specs: Sequence[PolicySpec], recommended: Sequence[PolicySpec
     """
     if not specs:
         return Composition([_create(s) for s in recommended], list(recommended), [])
-    policies = [_create(s) for s in specs]
+    from daedal.core import registry
+
+    installed = registry.available("policies")
+    rec_parts = [(rec, _flatten([_create(rec)])) for rec in recommended]
+    # Recommended parameters by policy class: the recommended policies and their parts.
+    defaults: dict[str, dict[str, Any]] = {}
+    for rec, parts in rec_parts:
+        if rec.name in installed:
+            defaults.setdefault(installed[rec.name].target, dict(rec.params))
+        for part in parts:
+            defaults.setdefault(_target(part), _params_of(part))
+    given: list[PolicySpec] = []
+    for spec in specs:
+        target = installed[spec.name].target if spec.name in installed else ""
+        given.append(PolicySpec(spec.name, {**defaults.get(target, {}), **spec.params}))
+    policies = [_create(s) for s in given]
     have: set[str] = set()
     for p in policies:
         have |= roles(p)
     filled: list[PolicySpec] = []
-    extra: list[object] = []
-    for rec in recommended:
-        for part in _flatten([_create(rec)]):
+    for _, parts in rec_parts:
+        added: set[str] = set()
+        for part in parts:
             part_roles = roles(part) - {OTHER}
             if part_roles and not part_roles & have:
-                extra.append(part)
+                policies.append(part)
                 filled.append(PolicySpec(policy_name(part), _params_of(part)))
-        have |= {r for p in extra for r in roles(p)} - {OTHER}
-    return Composition(policies + extra, list(specs) + filled, filled)
+                added |= part_roles
+        have |= added
+    return Composition(policies, given + filled, filled)
 
 
 def _attribute_docs(doc: str) -> dict[str, str]:
