@@ -144,7 +144,7 @@ def test_trace_is_written_and_rendered_with_every_step(cli, tmp_path: Path) -> N
     header = trace.events[0]
     assert header["kind"] == "vocabulary" and header["prompts"] == ["add: 1 2 3 4", "reverse: a b c"]
     steps = [e["step"] for e in trace.of_kind("step-finished")]
-    assert steps == list(range(len(steps))) and len(steps) > 3
+    assert steps == list(range(len(steps))) and len(steps) >= 2
     assert trace.of_kind("length-changed")  # DAEDAL sized the canvas before denoising
 
     code, out, err = cli("trace", "render", str(trace_path), "--html", str(page))
