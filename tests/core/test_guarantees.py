@@ -159,6 +159,13 @@ def test_mask_id_equal_to_eos_id_is_refused():
         Engine(adapter)
 
 
+def test_mask_id_outside_the_vocabulary_is_refused():
+    adapter = FakeAdapter(vocab_size=40)
+    adapter.mask_id = 40
+    with pytest.raises(AdapterError, match=r"mask_id 40 outside its vocabulary \[0, 40\)"):
+        Engine(adapter)
+
+
 @pytest.mark.parametrize("value", [math.inf, math.nan, -0.5, True])
 def test_temperature_must_be_finite(value):
     with pytest.raises(ConfigError, match="temperature"):
@@ -322,7 +329,9 @@ def test_prediction_tokens_are_never_the_mask_id_and_raw_tokens_keep_the_proposa
             seen.append((prediction.tokens.clone(), prediction.raw_tokens.clone(), prediction.argmax.clone()))
             return None
 
-    Engine(adapter, [Spy(), FixedLength(gen_length=8), SemiAutoregressive(mask_proposals="next-best")]).generate([[3, 4]])
+    Engine(adapter, [Spy(), FixedLength(gen_length=8), SemiAutoregressive(mask_proposals="next-best")]).generate(
+        [[3, 4]]
+    )
     assert seen and all(bool((tokens != adapter.mask_id).all()) for tokens, _, _ in seen)
     assert any(bool((raw == adapter.mask_id).any()) for _, raw, _ in seen)
     assert all(torch.equal(raw, argmax) for _, raw, argmax in seen)
@@ -359,7 +368,9 @@ def test_max_new_tokens_bounds_every_expand_through_the_canvas(adapter):
             free = state.canvas.masked & ~unmask.where
             return Expand(where=free & (free.cumsum(1) == 1), factor=5)
 
-    engine = Engine(adapter, [PublishLimits(Limits(max_new_tokens=10)), FixedLength(gen_length=8, max_gen_length=16), Greedy()])
+    engine = Engine(
+        adapter, [PublishLimits(Limits(max_new_tokens=10)), FixedLength(gen_length=8, max_gen_length=16), Greedy()]
+    )
     with pytest.raises(PolicyError, match="past their `max_length`") as info:
         engine.generate(PROMPTS)
     assert "select_expand" in str(info.value) and "Greedy" in str(info.value)
@@ -368,7 +379,10 @@ def test_max_new_tokens_bounds_every_expand_through_the_canvas(adapter):
 def test_the_model_maximum_bounds_the_canvas_ceiling():
     adapter = FakeAdapter(vocab_size=40, max_length=12)
     out = Engine(adapter, [FixedLength(gen_length=4, max_gen_length=64), ExpandFirstMask(steps=8)]).generate(PROMPTS)
-    assert out.canvas.max_length.tolist() == [12, 12] and max(len(p) + n for p, n in zip(PROMPTS, out.lengths, strict=True)) <= 12
+    assert (
+        out.canvas.max_length.tolist() == [12, 12]
+        and max(len(p) + n for p, n in zip(PROMPTS, out.lengths, strict=True)) <= 12
+    )
 
 
 def test_forward_pass_limit_is_enforced_by_the_engine(adapter):

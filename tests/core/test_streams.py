@@ -86,7 +86,11 @@ def test_per_row_seeds_override_the_batch_stream_of_reference_policies():
     # Defaults of these classes draw over the batch tensor (the reference's draws) ...
     engine = Engine(
         adapter,
-        [FixedLength(gen_length=8), SemiAutoregressive(block_length=8, steps=8, remasking="random"), GumbelTemperature(temperature=1.0)],
+        [
+            FixedLength(gen_length=8),
+            SemiAutoregressive(block_length=8, steps=8, remasking="random"),
+            GumbelTemperature(temperature=1.0),
+        ],
     )
     prompts = _prompts(4)
     alone = [engine.generate([p], seed=[i]).tokens[0] for i, p in enumerate(prompts)]
@@ -102,3 +106,46 @@ def test_sampling_still_depends_on_the_seed():
     engine = Engine(adapter, [FixedLength(gen_length=16), GumbelTemperature(temperature=1.5, streams="rows")])
     runs = {tuple(engine.generate([[5, 6]], seed=s).tokens[0]) for s in range(5)}
     assert len(runs) >= 4
+
+
+def _reference_bits(key: int, draw: int, index: int) -> int:
+    """The stream's hash in plain Python integers (no fixed width, so no overflow to hide)."""
+    from daedal.core import streams as st
+
+    def mix(x: int) -> int:
+        x ^= x >> 16
+        x = (x * st._M1) & st._MASK32
+        x ^= x >> 15
+        x = (x * st._M2) & st._MASK32
+        return x ^ (x >> 16)
+
+    k = mix((key ^ st._mix_int(draw, 3)) & st._MASK32)
+    return mix((((index * st._WEYL) & st._MASK32) + k) & st._MASK32)
+
+
+def test_the_tensor_hash_equals_the_same_hash_in_python_integers():
+    # int64 tensor arithmetic that matches unbounded integers has no overflow: the bits are
+    # the same on any device that computes int64 exactly.
+    keys = row_seeds([0, 123456789, 2**40 + 7], 3)
+    s = RowStreams(torch.tensor(keys))
+    s.uniform((3, 4))  # draw 0
+    u32 = s.uniform((3, 70_000))  # draw 1: indices past 2**16
+    u64 = s.uniform((3, 5), dtype=torch.float64)  # draw 2
+    for b, key in enumerate(keys):
+        for i in (0, 1, 65_535, 65_536, 69_999):
+            assert float(u32[b, i]) == ((_reference_bits(key, 1, i) >> 9) + 0.5) * 2.0**-23
+        for i in range(5):
+            assert float(u64[b, i]) == (_reference_bits(key, 2, i) + 0.5) * 2.0**-32
+
+
+def test_the_extreme_bits_stay_inside_the_unit_interval():
+    # The largest and smallest hash values, through the same float arithmetic as `uniform`.
+    bits = torch.tensor([2**32 - 1, 0])
+    u32 = ((bits >> 9).float() + 0.5) * 2.0**-23
+    u64 = (bits.double() + 0.5) * 2.0**-32
+    assert u32.tolist() == [1 - 2.0**-24, 2.0**-24] and bool((u64 < 1).all()) and bool((u64 > 0).all())
+
+
+def test_only_float32_and_float64_uniforms():
+    with pytest.raises(ConfigError, match="float32 or float64"):
+        _streams(0, 1).uniform((1, 3), dtype=torch.bfloat16)

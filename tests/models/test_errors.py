@@ -175,3 +175,13 @@ def test_unreadable_weight_file_names_the_file(llada_dir, tmp_path, damage):
         LLaDA.from_pretrained(d)
     assert str(path) in str(err.value) and "cannot be read as safetensors" in str(err.value)
     assert err.value.code == "checkpoint"
+
+
+def test_a_checkpoint_of_nan_weights_fails_at_the_first_step_naming_the_adapter(llada_dir, tmp_path):
+    from daedal.core import Engine, FixedLength
+
+    d = _copy(llada_dir, tmp_path / "c")
+    _edit_weights(d, lambda t: t.update({k: torch.full_like(v, float("nan")) for k, v in t.items()}))
+    engine = Engine(LLaDA.from_pretrained(d), [FixedLength(gen_length=8)])
+    with pytest.raises(AdapterError, match=r"adapter LLaDA returned non-finite logits \(NaN\) at step 0 in rows \[0\]"):
+        engine.generate([[5, 6, 7]])

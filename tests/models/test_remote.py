@@ -65,6 +65,20 @@ class ToyModel(PreTrainedModel):
 """
 
 
+def _transformers_accepts_this_torch() -> bool:
+    from transformers.utils import is_torch_available
+
+    return is_torch_available()
+
+
+#: transformers 5 refuses torch < 2.6: on the oldest supported torch (2.4.1, the nox matrix's
+#: oldest leg) only the native path works, and load_remote says so (tested below).
+needs_hf_torch = pytest.mark.skipif(
+    not _transformers_accepts_this_torch(),
+    reason=f"the installed transformers does not accept torch {torch.__version__} (transformers 5 needs torch >= 2.6)",
+)
+
+
 def _write(tmp_path, family: str):
     d = tmp_path / f"remote-{family}"
     specials = build_tokenizer(family, d)
@@ -94,6 +108,7 @@ def _write(tmp_path, family: str):
     return d, model
 
 
+@needs_hf_torch
 @pytest.mark.parametrize(("family", "cls"), [("llada", LLaDA), ("dream", Dream)])
 def test_remote_code_behind_the_adapter_protocol(family, cls, tmp_path):
     d, reference = _write(tmp_path, family)
@@ -119,6 +134,7 @@ def test_remote_code_behind_the_adapter_protocol(family, cls, tmp_path):
     assert adapter.decode(ids)[1] == adapter.render_chat([{"role": "user", "content": "hi"}])
 
 
+@needs_hf_torch
 def test_remote_reference_precision_uses_autocast(tmp_path):
     d, _ = _write(tmp_path, "llada")
     adapter = LLaDA.from_pretrained(d, trust_remote_code=True, precision="reference")
@@ -131,6 +147,7 @@ def test_trust_remote_code_without_auto_map(llada_dir):
         LLaDA.from_pretrained(llada_dir, trust_remote_code=True)
 
 
+@needs_hf_torch
 def test_from_model_wraps_a_loaded_pair(tmp_path, llada):
     d, reference = _write(tmp_path, "llada")
     wrapped = LLaDA.from_model(reference, llada.tokenizer)
@@ -139,3 +156,14 @@ def test_from_model_wraps_a_loaded_pair(tmp_path, llada):
     assert native.model is llada.model
     tokens = torch.tensor([[3, 4, 5, 6]])
     torch.testing.assert_close(native.logits(tokens, torch.tensor([4])), llada.logits(tokens, torch.tensor([4])))
+
+
+@pytest.mark.skipif(_transformers_accepts_this_torch(), reason="the installed transformers accepts this torch")
+def test_remote_code_on_a_torch_transformers_refuses_is_a_clear_adapter_error(tmp_path):
+    d = tmp_path / "remote"
+    d.mkdir()
+    build_tokenizer("llada", d)
+    config = {"model_type": "llada", "auto_map": {"AutoModel": "modeling_toy.ToyModel"}, "torch_dtype": "float32"}
+    (d / "config.json").write_text(json.dumps(config))
+    with pytest.raises(AdapterError, match=r"does not accept torch .*native implementation"):
+        LLaDA.from_pretrained(d, trust_remote_code=True)

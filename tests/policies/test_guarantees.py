@@ -69,7 +69,11 @@ def test_budget_max_new_tokens_caps_a_third_party_expansion_policy():
     free = Engine(adapter, [LLaDADecoding(gen_length=8, steps=8, block_length=8), GrowEveryStep()])
     # Without a budget the canvas ceiling is the length policy's (here gen_length): nothing grows.
     assert free.generate([[4, 5]]).lengths == [8]
-    roomy = [FixedLength(gen_length=8, max_gen_length=64), SemiAutoregressive(mask_proposals="next-best"), GrowEveryStep()]
+    roomy = [
+        FixedLength(gen_length=8, max_gen_length=64),
+        SemiAutoregressive(mask_proposals="next-best"),
+        GrowEveryStep(),
+    ]
     assert max(Engine(adapter, roomy).generate([[4, 5], [6]]).lengths) > 12
     capped = Engine(adapter, [*roomy, Budget(max_new_tokens=12)]).generate([[4, 5], [6]])
     assert max(capped.lengths) <= 12 and _masks(capped, adapter) == 0
@@ -77,9 +81,14 @@ def test_budget_max_new_tokens_caps_a_third_party_expansion_policy():
 
 def test_budget_forward_passes_cap_a_third_party_expansion_run_without_masks():
     adapter = toy_adapter(seed=3)
-    roomy = [FixedLength(gen_length=8, max_gen_length=64), SemiAutoregressive(mask_proposals="next-best"), GrowEveryStep()]
+    roomy = [
+        FixedLength(gen_length=8, max_gen_length=64),
+        SemiAutoregressive(mask_proposals="next-best"),
+        GrowEveryStep(),
+    ]
     out = Engine(adapter, [*roomy, Budget(max_forward_passes=5)]).generate([[4, 5], [6]])
     assert out.stats.forward_passes == 5 and _masks(out, adapter) == 0
+    assert out.stats.stopped_by == "max_forward_passes" and out.info["budget"] == "max_forward_passes"
 
 
 # -- batch-invariant sampling ---------------------------------------------------------------------------
@@ -104,8 +113,15 @@ def _assert_batch_invariant(engine, prompts, seed_of):
 
 def test_daedal_sampling_is_batch_invariant_in_the_default_mode():
     adapter = toy_adapter(seed=4, sharpness=1.0)
-    daedal = Daedal(initial_gen_length=8, max_gen_length=48, block_length=8, eos_check_tokens=8,
-                    expansion_factor=4, low_conf_threshold=0.3, temperature=0.7)
+    daedal = Daedal(
+        initial_gen_length=8,
+        max_gen_length=48,
+        block_length=8,
+        eos_check_tokens=8,
+        expansion_factor=4,
+        low_conf_threshold=0.3,
+        temperature=0.7,
+    )
     engine = Engine(adapter, [daedal])
     prompts = _prompts(8)
     alone = _assert_batch_invariant(engine, prompts, lambda i: 1000 + i)
@@ -116,8 +132,14 @@ def test_daedal_sampling_is_batch_invariant_in_the_default_mode():
 
 
 def test_daedal_reference_mode_keeps_the_reference_batch_draws():
-    daedal = Daedal(initial_gen_length=8, max_gen_length=8, block_length=8, eos_check_tokens=8, temperature=1.5,
-                    reference_compat=True)
+    daedal = Daedal(
+        initial_gen_length=8,
+        max_gen_length=8,
+        block_length=8,
+        eos_check_tokens=8,
+        temperature=1.5,
+        reference_compat=True,
+    )
     assert [p for p in daedal.parts() if type(p).__name__ == "GumbelTemperature"][0].streams == "batch"
 
 

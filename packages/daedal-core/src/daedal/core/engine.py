@@ -135,7 +135,9 @@ class Engine:
                     f"{sorted(hookspecs.CAPABILITIES)} (see daedal.core.hookspecs)",
                     code="unknown-hook",
                 )
-        self._hooktrace: Callable[..., None] | None = None
+        # Names for the step trace's decided_by, made once (reprs are not free on every step).
+        self._names = {id(p): _describe(p) for p in (*self.policies, *self.defaults)}
+        self._hooktrace: Any = None  # pluggy's TagTracerSub when DAEDAL_TRACE_HOOKS is set
         if os.environ.get("DAEDAL_TRACE_HOOKS"):
             self.pm.trace.root.setwriter(print)
             self.pm.enable_tracing()
@@ -313,7 +315,7 @@ class Engine:
         if seed is not None or record is not None:
             config = attrs.evolve(
                 config,
-                seed=config.seed if seed is None or per_row else seed,
+                seed=seed if isinstance(seed, int) else config.seed,
                 record=config.record if record is None else record,
             )
         ids = self.encode(prompts)
@@ -360,6 +362,7 @@ class Engine:
             bound = _spent(state, limits)
             if bound is not None:
                 stopped_by = bound
+                state.report.setdefault("budget", bound)
                 break
             if step >= cap:
                 if config.max_steps is not None:
@@ -415,7 +418,7 @@ class Engine:
                     code="no-progress",
                 )
             decided_by = {
-                hook: _describe(by)
+                hook: self._names.get(id(by)) or _describe(by)
                 for hook, by in (
                     ("select_window", window_by),
                     ("select_unmask", unmask_by),
@@ -436,6 +439,8 @@ class Engine:
         canvas, filled, left = self._finish(state, canvas, step, decoder, stopped_by)
         if stopped_by == "policy" and filled == 0 and left == 0:
             stopped_by = "done"
+        if stopped_by == "done" and state.report.get("budget") in ("max_forward_passes", "deadline_s"):
+            stopped_by = state.report["budget"]  # a budget policy finished the run in its last allowed step
         result = self._result(state, canvas, step, stopped_by, filled, left)
         emit(RunFinished(result.stats, result.tokens))
         if config.record:

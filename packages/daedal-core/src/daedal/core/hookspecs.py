@@ -8,17 +8,23 @@ One run calls the hooks in this order::
     on_event(CanvasInitialized)
     loop:
         if any(should_stop(state)): break                 # 2
+        (stop at max_steps or a spent limit; raise at the derived step cap)
         window     = select_window(state)                 # 3
-        prediction = predict(state)                       # 4  one forward pass; wrappers post-process
+        prediction = predict(state)                       # 4  one forward pass; wrappers post-process;
+                                                          #    the engine checks the logits and applies
+                                                          #    the proposal rule (never the mask id)
         unmask     = select_unmask(state, prediction)     # 5
         expand     = select_expand(state, prediction, unmask)   # 6
         remask     = select_remask(state, prediction, unmask)   # 7
         canvas     = canvas.apply(unmask, expand, remask) # 8  the engine applies; policies never mutate
         on_event(StepFinished)
+    if masks are left: predict, commit them all           # the final fill (see KEEPS_MASK_PROPOSALS)
     on_event(RunFinished)
 
 For the firstresult hooks, the first policy listed in ``Engine(policies=[...])``
-answers first; the built-in defaults answer last.
+answers first; the built-in defaults answer last. The engine dispatches them itself
+(hook tracing with ``DAEDAL_TRACE_HOOKS=1`` shows them and who answered) and records who
+answered in each ``StepFinished.decided_by``.
 """
 
 from __future__ import annotations

@@ -123,5 +123,7 @@ def best_non_mask(logits: torch.Tensor, mask_id: int) -> tuple[torch.Tensor, tor
 def without_mask_proposals(prediction: Prediction, mask_id: int) -> Prediction:
     """The proposal rule: ``prediction`` with every proposal equal to ``mask_id`` replaced by the best other id."""
     hit = prediction.tokens == mask_id
-    _, other = best_non_mask(prediction.logits, mask_id)
+    # best_non_mask's token without its probability: one masked copy and one argmax.
+    other = prediction.logits.index_fill(-1, torch.tensor([mask_id], device=prediction.logits.device), float("-inf"))
+    other = other.argmax(-1)
     return attrs.evolve(prediction, tokens=torch.where(hit, other, prediction.tokens), replaced=prediction.tokens)

@@ -23,8 +23,8 @@ position (what an evaluation runner wants: one seed per sample).
 
 The hash is a 32-bit xorshift-multiply mix of a Weyl sequence, in int64 arithmetic with
 no overflow, so it gives the same bits on every device: fine for sampling, not for
-cryptography. Uniforms lie strictly inside (0, 1): 24 random bits for float32 and
-lower precisions, 32 bits for float64.
+cryptography. Uniforms lie strictly inside (0, 1): 23 random bits for float32, 32 bits for
+float64 (both exact: no uniform rounds to 0 or 1).
 """
 
 from __future__ import annotations
@@ -123,6 +123,8 @@ class RowStreams:
         row's numbers depend only on its key, how many draws came before, and the element's
         position inside the row.
         """
+        if dtype not in (torch.float32, torch.float64):
+            raise ConfigError(f"row-stream uniforms are float32 or float64, got {dtype}: draw float32 and convert")
         shape = tuple(int(s) for s in shape)
         if not shape or shape[0] != self.keys.shape[0]:
             raise ConfigError(f"a row-stream draw needs shape [rows={self.keys.shape[0]}, ...], got {list(shape)}")
@@ -143,7 +145,7 @@ class RowStreams:
         if dtype == torch.float64:
             u = bits.double().add_(0.5).mul_(2.0**-32)
         else:
-            bits >>= 8
-            u = bits.float().add_(0.5).mul_(2.0**-24)
-            u = u.to(dtype) if dtype != torch.float32 else u
+            # 23 bits: n + 0.5 with n < 2**23 is exact in float32, so u is never rounded to 1.
+            bits >>= 9
+            u = bits.float().add_(0.5).mul_(2.0**-23)
         return u.reshape(shape)

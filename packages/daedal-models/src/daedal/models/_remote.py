@@ -108,7 +108,7 @@ def load_remote(
         AdapterError: When the checkpoint has no remote code or transformers cannot load it.
     """
     import transformers
-    from transformers import AutoModel
+    from transformers.utils import is_torch_available
 
     raw = read_config(directory, family="remote-code", argument="path_or_hub_id")
     if "AutoModel" not in (raw.get("auto_map") or {}):
@@ -118,6 +118,14 @@ def load_remote(
             "load it with trust_remote_code=False (the native implementation).",
             code="checkpoint",
         )
+    if not is_torch_available():
+        raise AdapterError(
+            f"path_or_hub_id={str(directory)!r}: transformers {transformers.__version__} does not accept torch "
+            f"{torch.__version__} (transformers 5 needs torch >= 2.6), so it cannot run remote code. Upgrade "
+            "torch, install transformers<5, or use the native implementation (trust_remote_code=False).",
+            code="checkpoint",
+        )
+    from transformers import AutoModel
     target = resolve_dtype(dtype, checkpoint_dtype=raw.get("torch_dtype") or raw.get("dtype"))
     # transformers 5 renamed ``torch_dtype`` to ``dtype``.
     major = int(transformers.__version__.split(".")[0])
