@@ -45,7 +45,7 @@ import torch.nn.functional as F
 
 from daedal.models.bundled import tasks
 from daedal.models.bundled.tokenizer import EOS, EOT, MASK, build_tokenizer, save_tokenizer, vocabulary
-from daedal.models.llada.modeling import LLaDAConfig, LLaDAModelLM, save_pretrained
+from daedal.models.llada.modeling import LLaDAConfig, LLaDAModelLM, load_state_dict_from_dir, save_pretrained
 
 DEFAULT_OUT = Path(__file__).resolve().parents[1] / "src" / "daedal" / "models" / "bundled" / "tiny"
 
@@ -85,6 +85,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--eval-every", type=int, default=500)
     p.add_argument("--save-every", type=int, default=250)
     p.add_argument("--resume", action="store_true", help="continue from --work/state.pt")
+    p.add_argument("--init-from", type=Path, default=None,
+                   help="start from this checkpoint's weights (a directory with model.safetensors) instead of a "
+                        "random initialisation; the architecture flags must match it")
+    p.add_argument("--family-weights", default=None, metavar="FAMILY=W,...",
+                   help="sample families with these relative weights (default: round-robin, equal weights)")
+    p.add_argument("--large-frac", type=float, default=0.0,
+                   help="fraction of samples whose size is drawn from the upper half of the family's range")
+    p.add_argument("--ordered-frac", type=float, default=0.0,
+                   help="fraction of letter-family samples whose letters are an alphabetical run or already "
+                        "sorted / reverse-sorted (prompts unlike random draws, e.g. 'reverse: a b c d')")
     p.add_argument("--bench", type=int, default=0, help="time this many steps and exit")
     return p.parse_args(argv)
 
@@ -157,6 +167,56 @@ def batches(enc: Encoder, examples, rng: random.Random, args, gen: torch.Generat
         rng.shuffle(groups)
         for group in groups:
             yield make_batch(enc, [e[1:] for e in group], args, gen)
+
+
+def _weights(spec: str | None) -> dict[str, float]:
+    if not spec:
+        return {f: 1.0 for f in tasks.FAMILIES}
+    out = {f: 0.0 for f in tasks.FAMILIES}
+    for part in spec.split(","):
+        name, _, value = part.partition("=")
+        if name.strip() not in out:
+            raise SystemExit(f"--family-weights: {name.strip()!r} is not a family; use {list(tasks.FAMILIES)}")
+        out[name.strip()] = float(value)
+    return out
+
+
+def _ordered_letters(rng: random.Random, size: int) -> list[str]:
+    """An alphabetical run, or random distinct letters sorted ascending or descending."""
+    kind = rng.randrange(3)
+    if kind == 0:
+        start = rng.randint(0, len(tasks.LETTERS) - size)
+        items = list(tasks.LETTERS[start : start + size])
+    else:
+        items = sorted(rng.sample(tasks.LETTERS, size))
+    if rng.random() < 0.5:
+        items.reverse()
+    return items
+
+
+def curriculum(rng: random.Random, args):
+    """Endless ``(family, prompt, answer)`` training triples (held-out prompts never drawn).
+
+    Families by ``--family-weights``; with probability ``--large-frac`` the size comes from
+    the upper half of the family's range (long answers are the hard ones); with
+    probability ``--ordered-frac`` a letter family gets an ordered letter sequence.
+    """
+    weights = _weights(args.family_weights)
+    fams = [f for f in tasks.FAMILIES if weights[f] > 0]
+    if not args.family_weights and not args.large_frac and not args.ordered_frac:
+        yield from tasks.iter_examples(rng, split="train")  # the original recipe, draw for draw
+        return
+    while True:
+        family = rng.choices(fams, weights=[weights[f] for f in fams])[0]
+        lo, hi = tasks.SIZES[family]
+        size = rng.randint((lo + hi + 1) // 2, hi) if rng.random() < args.large_frac else rng.randint(lo, hi)
+        if family != "add" and rng.random() < args.ordered_frac:
+            prompt = f"{family}: " + " ".join(_ordered_letters(rng, size))
+            if not tasks.is_heldout(prompt) or size < 3:
+                yield family, prompt, tasks.expected_answer(prompt, family)
+                continue
+        prompt, answer = tasks.make_example(family, rng, size, split="train")
+        yield family, prompt, answer
 
 
 def build_model(args, enc: Encoder) -> LLaDAModelLM:
@@ -232,6 +292,20 @@ def probe(model: LLaDAModelLM, enc: Encoder, n_per_family: int = 16) -> dict[str
     return out
 
 
+def _device() -> str:
+    """The CPU the run used, as the model card reports it."""
+    import os
+    import platform
+
+    name = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            name = next((line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")), name)
+    except OSError:
+        pass
+    return f"cpu: {name}, {os.cpu_count()} cores visible"
+
+
 def _rel(path: Path) -> str:
     """A path relative to the working directory when it lies below it (portable records)."""
     try:
@@ -248,6 +322,9 @@ def main(argv: list[str] | None = None) -> int:
     gen = torch.Generator().manual_seed(args.seed)
     enc = Encoder()
     model = build_model(args, enc)
+    if args.init_from is not None:
+        model.load_state_dict(load_state_dict_from_dir(args.init_from, dtype="float32"))
+        print(f"initialised from {args.init_from}", flush=True)
     n_params = model.num_parameters()
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
@@ -269,7 +346,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"resumed at step {step} ({elapsed:.0f}s)", flush=True)
     print(f"params={n_params} ({n_params * 4 / 2**20:.1f} MiB fp32) args={vars(args)}", flush=True)
     # The stream is rebuilt from the (restored) rng state; resuming replays from there.
-    stream = batches(enc, tasks.iter_examples(rng, split="train"), rng, args, gen)
+    stream = batches(enc, curriculum(rng, args), rng, args, gen)
     model.train()
     t_start = time.perf_counter() - elapsed
     running = None
@@ -321,6 +398,7 @@ def main(argv: list[str] | None = None) -> int:
         "train_time_s": round(total, 1),
         "torch": torch.__version__,
         "threads": args.threads,
+        "device": _device(),
         "history": history,
     }
     (args.out / "training.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")

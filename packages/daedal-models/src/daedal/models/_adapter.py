@@ -247,7 +247,16 @@ class HFAdapter:
     # ------------------------------------------------------------------ tokenizer
     @classmethod
     def _load_tokenizer(cls, directory: Path, *, trust_remote_code: bool) -> Any:
-        """AutoTokenizer, or the family's tokenizer class when the config asks for custom code."""
+        """AutoTokenizer, or the family's tokenizer class when the config asks for custom code.
+
+        A plain ``tokenizer.json`` that :class:`LightTokenizer` reproduces exactly (the
+        bundled checkpoints) loads through ``tokenizers`` alone, skipping transformers'
+        import time.
+        """
+        from daedal.models._light_tokenizer import LightTokenizer
+
+        if LightTokenizer.handles(directory):
+            return LightTokenizer.from_directory(directory)
         from transformers import AutoTokenizer
         from transformers.utils import logging as hf_logging
 

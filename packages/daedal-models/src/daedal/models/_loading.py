@@ -440,10 +440,30 @@ def load_model(
     stored = config_dtype or stored_dtype(directory, family=family)
     target_dtype = resolve_dtype(dtype, checkpoint_dtype=stored)
     target_device = resolve_device(device)
-    with torch.device("meta"):
+    with torch.device("meta"), _no_weight_init():
         model = build()
     load_into(model, directory, dtype=target_dtype, device=target_device, family=family, optional=optional)
     return model
+
+
+@contextlib.contextmanager
+def _no_weight_init() -> Iterator[None]:
+    """Make ``torch.nn.init``'s random initialisers no-ops while a meta model is built.
+
+    The weights are overwritten by the checkpoint anyway, and a meta-device ``normal_``
+    runs through ``torch._refs``, whose first call imports ``torch._dynamo`` (over a
+    second of start-up for nothing).
+    """
+    names = ("normal_", "uniform_", "kaiming_uniform_", "kaiming_normal_", "trunc_normal_",
+             "xavier_uniform_", "xavier_normal_")
+    saved = {n: getattr(torch.nn.init, n) for n in names}
+    try:
+        for n in names:
+            setattr(torch.nn.init, n, lambda tensor, *args, **kwargs: tensor)
+        yield
+    finally:
+        for n, fn in saved.items():
+            setattr(torch.nn.init, n, fn)
 
 
 def _preview(keys: list[str], n: int = 5) -> str:

@@ -30,7 +30,8 @@ from typing import Any
 
 from daedal.models.bundled import tasks
 
-__all__ = ["Method", "daedal_method", "evaluate", "fixed_method", "format_table", "main"]
+__all__ = ["Method", "daedal_method", "evaluate", "fixed_method", "format_size_table", "format_table", "main",
+           "size_buckets"]
 
 
 class Method:
@@ -157,6 +158,31 @@ def format_table(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def size_buckets(family: str, n: int = 4) -> list[tuple[int, int]]:
+    """``n`` inclusive size ranges splitting a family's range evenly (``reverse``: 1-6, 7-12, ...)."""
+    lo, hi = tasks.SIZES[family]
+    width = hi - lo + 1
+    edges = [lo + (width * i) // n for i in range(n + 1)]
+    return [(edges[i], edges[i + 1] - 1) for i in range(n) if edges[i + 1] > edges[i]]
+
+
+def format_size_table(report: dict[str, Any], method: str = "daedal") -> str:
+    """Accuracy of one method by family and size range (the answers' lengths), as Markdown."""
+    examples = report["methods"][method]["examples"]
+    lines = ["| family | " + " | ".join(f"size {i + 1}/4" for i in range(4)) + " |", "|---|" + "---:|" * 4]
+    for family in tasks.FAMILIES:
+        rows = [e for e in examples if e["family"] == family]
+        if not rows:
+            continue
+        cells = []
+        for lo, hi in size_buckets(family):
+            hits = [e["correct"] for e in rows if lo <= e["size"] <= hi]
+            tokens = f"{tasks.answer_tokens(family, lo)}-{tasks.answer_tokens(family, hi)} tok"
+            cells.append(f"{lo}-{hi} ({tokens}): {100 * sum(hits) / len(hits):.0f} %" if hits else f"{lo}-{hi}: -")
+        lines.append(f"| {family} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="python -m daedal.models.bundled.quality",
@@ -172,6 +198,7 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--families", default=",".join(tasks.FAMILIES), help="comma-separated families")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--json", action="store_true", help="print the full JSON report instead of the table")
+    p.add_argument("--by-size", action="store_true", help="also print DAEDAL's accuracy by size range")
     return p.parse_args(argv)
 
 
@@ -205,6 +232,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(format_table(report))
         print(f"\n{len(data)} held-out prompts ({args.per_family} per family), greedy, CPU, batch size "
               f"{args.batch_size}; DAEDAL settings: {json.dumps(settings, sort_keys=True)}")
+        if args.by_size and "daedal" in report["methods"]:
+            print("\n" + format_size_table(report))
     return 0
 
 

@@ -46,6 +46,7 @@ __all__ = [
     "SIZES",
     "END_TOKENS",
     "answer_tokens",
+    "check_prompt",
     "expected_answer",
     "family_of",
     "heldout_set",
@@ -226,6 +227,30 @@ def expected_answer(prompt: str, family: str | None = None) -> str:
     if toks[:2] != [family, ":"]:
         raise ValueError(f"prompt={prompt!r} is not a {family!r} prompt; write it as '{family}: item item ...'.")
     return " ".join(_answer(family, toks[2:]))
+
+
+def check_prompt(prompt: str) -> str | None:
+    """Why a prompt is not one of the tasks, or None when it is.
+
+    >>> check_prompt("sort: 3 1 2")
+    'sort takes distinct letters a-z'
+    """
+    toks = normalize(prompt)
+    if not toks or toks[0] not in SIZES:
+        return f"it does not start with one of {', '.join(FAMILIES)}"
+    family = toks[0]
+    if toks[1:2] != [":"]:
+        return f"write it as '{family}: item item ...'"
+    items = toks[2:]
+    lo, hi = SIZES[family]
+    if not lo <= len(items) <= hi:
+        return f"{family} takes {lo} to {hi} items, not {len(items)}"
+    if family == "add":
+        if not all(t in {str(n) for n in ADD_TERMS} for t in items):
+            return f"add takes terms {ADD_TERMS[0]}-{ADD_TERMS[-1]}"
+    elif not all(t in LETTERS for t in items) or len(set(items)) != len(items):
+        return f"{family} takes distinct letters a-z"
+    return None
 
 
 def answer_tokens(family: str, size: int) -> int:
