@@ -326,7 +326,7 @@ def randomness(engine: Any, *, seed: int, batch_size: int, world_size: int) -> d
     return {"mode": "per-sample", "seed": "sample_seed(seed, index)", "batch_dependent": False}
 
 
-#: The scale-out of the paper's runs (reference/paper-results.md §4).
+#: The scale-out of the paper's runs (reference semantics §E4).
 PAPER_SCALE = {"processes": 8, "batch_size": 8}
 
 
