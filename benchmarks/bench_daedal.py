@@ -105,9 +105,26 @@ def run(name: str, adapter, logits_fn, batch: int, repeats: int) -> list[tuple]:
     tokens = sum(len(t) for t in best.tokens)
     s = best.stats
     return [
-        (name, batch, "engine", s.forward_passes, s.wall_time, tokens / s.wall_time, s.overhead_time, s.overhead_time / s.wall_time),
-        (name, batch, "oracle", passes, oracle_wall, tokens / oracle_wall, oracle_wall - timed.seconds,
-         (oracle_wall - timed.seconds) / oracle_wall),
+        (
+            name,
+            batch,
+            "engine",
+            s.forward_passes,
+            s.wall_time,
+            tokens / s.wall_time,
+            s.overhead_time,
+            s.overhead_time / s.wall_time,
+        ),
+        (
+            name,
+            batch,
+            "oracle",
+            passes,
+            oracle_wall,
+            tokens / oracle_wall,
+            oracle_wall - timed.seconds,
+            (oracle_wall - timed.seconds) / oracle_wall,
+        ),
     ]
 
 
@@ -132,8 +149,12 @@ def main() -> None:
     print("-" * len(header))
     for i, (model, batch, impl, passes, wall, tps, outside, frac) in enumerate(rows):
         speed = f"{rows[i + 1][4] / wall:>9.1f}x" if impl == "engine" else ""
-        print(f"{model:<11}{batch:>6} {impl:<7}{passes:>7}{wall:>9.3f}{tps:>10.1f}{outside:>11.3f}{frac * 100:>9.1f}%{speed:>10}")
-    print(f"torch {torch.__version__}, {args.threads} thread(s), toy vocab {args.vocab}; identical tokens checked for every row")
+        print(
+            f"{model:<11}{batch:>6} {impl:<7}{passes:>7}{wall:>9.3f}{tps:>10.1f}{outside:>11.3f}{frac * 100:>9.1f}%{speed:>10}"
+        )
+    print(
+        f"torch {torch.__version__}, {args.threads} thread(s), toy vocab {args.vocab}; identical tokens checked for every row"
+    )
 
 
 if __name__ == "__main__":

@@ -61,8 +61,10 @@ def main(argv: list[str] | None = None) -> None:
     data = pairs(adapter, args.pairs, args.max_tokens)
     mc_nums = [int(v) for v in args.mc_nums.split(",")]
     exact = [float(log_likelihood(adapter, pr, an, exact=True)) for _, pr, an in data]
-    print(f"{len(data)} pairs, answers of {sorted(len(a) for _, _, a in data)} tokens; "
-          f"exact ELBO per pair: {', '.join(f'{e:.3f}' for e in exact)}")
+    print(
+        f"{len(data)} pairs, answers of {sorted(len(a) for _, _, a in data)} tokens; "
+        f"exact ELBO per pair: {', '.join(f'{e:.3f}' for e in exact)}"
+    )
     print(f"{'mc_num':>7} {'spread':>9} {'reported se':>12} {'mean error':>11} {'CPU ms/estimate':>16}")
     rows = []
     for mc in mc_nums:
@@ -87,7 +89,10 @@ def main(argv: list[str] | None = None) -> None:
             "ms": 1000 * seconds / (len(data) * args.seeds),
         }
         rows.append(row)
-        print(f"{mc:>7} {row['spread']:>9.4f} {row['stderr']:>12.4f} {row['error']:>+11.4f} {row['ms']:>16.1f}", flush=True)
+        print(
+            f"{mc:>7} {row['spread']:>9.4f} {row['stderr']:>12.4f} {row['error']:>+11.4f} {row['ms']:>16.1f}",
+            flush=True,
+        )
     if args.no_plot:
         return
     import matplotlib
@@ -110,8 +115,9 @@ def main(argv: list[str] | None = None) -> None:
     right.set_xlabel("mc_num")
     right.set_ylabel("CPU ms per estimate (1 thread)")
     right.set_title("cost")
-    fig.suptitle(f"Monte-Carlo ELBO on the bundled model ({len(data)} held-out pairs, {args.seeds} seeds each)",
-                 fontsize=10)
+    fig.suptitle(
+        f"Monte-Carlo ELBO on the bundled model ({len(data)} held-out pairs, {args.seeds} seeds each)", fontsize=10
+    )
     fig.tight_layout()
     PLOT.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(PLOT, dpi=110)

@@ -71,11 +71,16 @@ def main(argv: list[str] | None = None) -> int:
         def go() -> None:
             out = sandbox.run(PROGRAM + TESTS) if how == "run" else sandbox.check(PROGRAM, TESTS)
             assert out.passed, out
+
         return go
 
     fns = {"bare python -I -S": bare}
-    for name, sandbox, how in (("run / bwrap", box, "run"), ("check / bwrap", box, "check"),
-                               ("run / unsafe", unsafe, "run"), ("check / unsafe", unsafe, "check")):
+    for name, sandbox, how in (
+        ("run / bwrap", box, "run"),
+        ("check / bwrap", box, "check"),
+        ("run / unsafe", unsafe, "run"),
+        ("check / unsafe", unsafe, "check"),
+    ):
         fns[name] = check_outcome(sandbox, how)
     load = os.getloadavg()[0]
     medians = _interleaved(fns, args.repeats)
@@ -88,8 +93,10 @@ def main(argv: list[str] | None = None) -> int:
 
     calls = 2000
     many = f"for i in range({calls}):\n    assert f() == 42\n"
-    one, loop = (statistics.median(_interleaved({"x": fn}, 5).values()) for fn in (
-        lambda: box.check(PROGRAM, TESTS), lambda: box.check(PROGRAM, many)))
+    one, loop = (
+        statistics.median(_interleaved({"x": fn}, 5).values())
+        for fn in (lambda: box.check(PROGRAM, TESTS), lambda: box.check(PROGRAM, many))
+    )
     print(f"one call from the judge to the program's process: {1e6 * (loop - one) / (calls - 1):.0f} us")
 
     if args.humaneval:
@@ -105,8 +112,10 @@ def main(argv: list[str] | None = None) -> int:
             outs = run_tests_many(tasks, box, protocol=protocol, workers=args.workers)
             wall = time.perf_counter() - start
             passed = sum(o.passed for o in outs)
-            print(f"HumanEval canonical x{len(tasks)} ({protocol}, bwrap, {args.workers} workers): "
-                  f"{passed}/{len(tasks)} passed, {wall:.1f} s, {1000 * wall / len(tasks):.0f} ms per program")
+            print(
+                f"HumanEval canonical x{len(tasks)} ({protocol}, bwrap, {args.workers} workers): "
+                f"{passed}/{len(tasks)} passed, {wall:.1f} s, {1000 * wall / len(tasks):.0f} ms per program"
+            )
     return 0
 
 

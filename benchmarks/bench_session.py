@@ -61,8 +61,9 @@ def thin_llada() -> Any:
     from daedal.models.llada import modeling
 
     torch.manual_seed(0)
-    config = modeling.tiny_config(d_model=128, n_layers=2, n_heads=4, n_kv_heads=4, mlp_hidden_size=256,
-                                  max_sequence_length=4096)
+    config = modeling.tiny_config(
+        d_model=128, n_layers=2, n_heads=4, n_kv_heads=4, mlp_hidden_size=256, max_sequence_length=4096
+    )
     return LLaDA.from_model(modeling.LLaDAModelLM(config).eval(), _Tokenizer(126464))
 
 
@@ -115,8 +116,12 @@ def worker(args: argparse.Namespace) -> None:
 
     torch.set_num_threads(1)
     adapter = thin_llada()
-    params = dict(initial_gen_length=args.initial, max_gen_length=args.max_gen_length, block_length=32,
-                  reference_compat=args.reference_compat)
+    params = dict(
+        initial_gen_length=args.initial,
+        max_gen_length=args.max_gen_length,
+        block_length=32,
+        reference_compat=args.reference_compat,
+    )
     policies: list[object] = [Daedal(**params)]
     stop = StopAfter(args.steps) if args.steps else None
     if stop is not None:
@@ -129,10 +134,20 @@ def worker(args: argparse.Namespace) -> None:
     result = engine.generate(prompts(args.batch))
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss if stop is None else stop.peak
-    print(json.dumps({
-        "path": args.path, "wall": wall, "cpu": cpu, "passes": result.stats.forward_passes, "steps": result.stats.steps,
-        "tokens": result.tokens, "peak_mb": (peak - base) / 1024, "model_time": result.stats.model_time,
-    }))
+    print(
+        json.dumps(
+            {
+                "path": args.path,
+                "wall": wall,
+                "cpu": cpu,
+                "passes": result.stats.forward_passes,
+                "steps": result.stats.steps,
+                "tokens": result.tokens,
+                "peak_mb": (peak - base) / 1024,
+                "model_time": result.stats.model_time,
+            }
+        )
+    )
 
 
 def spawn(path: str, args: argparse.Namespace, **extra: Any) -> dict[str, Any]:
@@ -149,19 +164,27 @@ def spawn(path: str, args: argparse.Namespace, **extra: Any) -> dict[str, Any]:
 
 def sparse(args: argparse.Namespace) -> None:
     print(f"thin real-vocab LLaDA, DAEDAL, batch {args.batch}, max_gen_length {args.max_gen_length}")
-    print(f"{'mode':<18}{'path':<8}{'passes':>7}{'wall s':>9}{'cpu s':>9}{'peak MB':>9}{'wall x':>8}{'cpu x':>8}"
-          f"{'memory':>8}  identical")
+    print(
+        f"{'mode':<18}{'path':<8}{'passes':>7}{'wall s':>9}{'cpu s':>9}{'peak MB':>9}{'wall x':>8}{'cpu x':>8}"
+        f"{'memory':>8}  identical"
+    )
     for compat in [m == "reference" for m in args.modes]:
-        runs = {p: spawn(p, args, initial=args.initial, max_gen_length=args.max_gen_length,
-                         reference_compat=compat) for p in ("dense", "sparse")}
-        same = runs["dense"]["tokens"] == runs["sparse"]["tokens"] and runs["dense"]["passes"] == runs["sparse"]["passes"]
+        runs = {
+            p: spawn(p, args, initial=args.initial, max_gen_length=args.max_gen_length, reference_compat=compat)
+            for p in ("dense", "sparse")
+        }
+        same = (
+            runs["dense"]["tokens"] == runs["sparse"]["tokens"] and runs["dense"]["passes"] == runs["sparse"]["passes"]
+        )
         mode = "reference_compat" if compat else "default"
         for p, r in runs.items():
             extra = ""
             if p == "sparse":
                 d = runs["dense"]
-                extra = (f"{d['wall'] / r['wall']:>7.1f}x{d['cpu'] / r['cpu']:>7.1f}x"
-                         f"{d['peak_mb'] / max(r['peak_mb'], 1e-9):>7.1f}x  {same}")
+                extra = (
+                    f"{d['wall'] / r['wall']:>7.1f}x{d['cpu'] / r['cpu']:>7.1f}x"
+                    f"{d['peak_mb'] / max(r['peak_mb'], 1e-9):>7.1f}x  {same}"
+                )
             print(f"{mode:<18}{p:<8}{r['passes']:>7}{r['wall']:>9.2f}{r['cpu']:>9.2f}{r['peak_mb']:>9.0f}{extra}")
 
 
@@ -171,7 +194,9 @@ def memory(args: argparse.Namespace) -> None:
     same = runs["dense"]["tokens"] == runs["sparse"]["tokens"]
     for p, r in runs.items():
         print(f"{p:<8} peak {r['peak_mb']:>8.0f} MB  wall {r['wall']:>7.2f} s  passes {r['passes']}")
-    print(f"peak memory: {runs['dense']['peak_mb'] / max(runs['sparse']['peak_mb'], 1e-9):.1f}x lower; identical tokens: {same}")
+    print(
+        f"peak memory: {runs['dense']['peak_mb'] / max(runs['sparse']['peak_mb'], 1e-9):.1f}x lower; identical tokens: {same}"
+    )
 
 
 def cache(args: argparse.Namespace) -> None:
@@ -186,8 +211,13 @@ def cache(args: argparse.Namespace) -> None:
     settings = bundled.daedal_settings()
     configs: list[tuple[str, str, object]] = []
     for c in (None, "prefix", "dual"):
-        configs.append(("llada", f"LLaDADecoding(64, 64, 16, cache={c})",
-                        LLaDADecoding(gen_length=64, steps=64, block_length=16, cache=c)))
+        configs.append(
+            (
+                "llada",
+                f"LLaDADecoding(64, 64, 16, cache={c})",
+                LLaDADecoding(gen_length=64, steps=64, block_length=16, cache=c),
+            )
+        )
     for c in (None, "prefix", "dual"):
         configs.append(("daedal", f"Daedal(cache={c})", Daedal(**settings, cache=c)))
     print(f"bundled tiny model, {len(data)} held-out examples, batch {args.batch}, 1 thread")
@@ -208,10 +238,14 @@ def cache(args: argparse.Namespace) -> None:
             texts = result.texts or []
             correct += sum(tasks.score(d["family"], d["prompt"], t) for d, t in zip(chunk, texts, strict=True))
         base.setdefault(family, cpu)
-        print(f"{name:<36}{wall:>8.2f}{cpu:>8.2f}{base[family] / cpu:>9.2f}x{100 * correct / len(data):>9.1f}"
-              f"{passes:>8.0f}{fed / max(generated, 1):>9.1f}")
-    print("speed-up: CPU time against the same decoder without a cache; fed/gen: token positions the model "
-          "processed per generated token; passes: forward passes summed over batches")
+        print(
+            f"{name:<36}{wall:>8.2f}{cpu:>8.2f}{base[family] / cpu:>9.2f}x{100 * correct / len(data):>9.1f}"
+            f"{passes:>8.0f}{fed / max(generated, 1):>9.1f}"
+        )
+    print(
+        "speed-up: CPU time against the same decoder without a cache; fed/gen: token positions the model "
+        "processed per generated token; passes: forward passes summed over batches"
+    )
 
 
 def main() -> None:
@@ -224,8 +258,13 @@ def main() -> None:
     parser.add_argument("--per-family", type=int, default=16, help="held-out examples per task family (cache)")
     parser.add_argument("--path", choices=["dense", "sparse"], default="sparse")
     parser.add_argument("--reference-compat", action="store_true")
-    parser.add_argument("--modes", nargs="+", default=["reference", "default"], choices=["reference", "default"],
-                        help="DAEDAL modes of the sparse comparison")
+    parser.add_argument(
+        "--modes",
+        nargs="+",
+        default=["reference", "default"],
+        choices=["reference", "default"],
+        help="DAEDAL modes of the sparse comparison",
+    )
     args = parser.parse_args()
     if args.what == "memory" and not args.steps:
         args.steps = 4

@@ -116,8 +116,9 @@ def main(argv: list[str] | None = None) -> int:
     for name, command in cases.items():
         firsts = [first_output(command)[0] for _ in range(args.runs)]
         print(_summary(name, firsts), flush=True)
-    loading, frames = zip(*(live_frames([*daedal, "generate", "--live", "--delay", "0", PROMPT])
-                            for _ in range(args.runs)), strict=True)
+    loading, frames = zip(
+        *(live_frames([*daedal, "generate", "--live", "--delay", "0", PROMPT]) for _ in range(args.runs)), strict=True
+    )
     print(_summary("daedal generate --live: 'loading ...' line", list(loading)))
     print(_summary("daedal generate --live: first live frame", list(frames)))
     print(f"heavy modules imported by a generation: {heavy_imports()[0]}")

@@ -33,7 +33,9 @@ def check(dist: Path) -> list[str]:
         wheels = sorted(dist.glob(f"{module}-*.whl"))
         sdists = sorted(dist.glob(f"{module}-*.tar.gz"))
         if len(wheels) != 1 or len(sdists) != 1:
-            problems.append(f"{package}: expected one wheel and one sdist in {dist}, found {len(wheels)} and {len(sdists)}")
+            problems.append(
+                f"{package}: expected one wheel and one sdist in {dist}, found {len(wheels)} and {len(sdists)}"
+            )
             continue
         with zipfile.ZipFile(wheels[0]) as whl:
             names = set(whl.namelist())
@@ -78,7 +80,9 @@ def main() -> int:
     for problem in problems:
         print("FAIL", problem)
     if not problems:
-        print(f"ok: {len(PACKAGES)} wheels and sdists in {dist} at one version, namespace intact, bundled files shipped")
+        print(
+            f"ok: {len(PACKAGES)} wheels and sdists in {dist} at one version, namespace intact, bundled files shipped"
+        )
     return 1 if problems else 0
 
 

@@ -84,11 +84,17 @@ def svg(title: str, canvas: Canvas, cells, legend: list[str], marks: list[tuple[
 
 
 def main() -> None:
-    canvas = Canvas.from_prompts([[11, 12, 13], [21, 22], [31, 32, 33, 34]], gen_length=[5, 6, 4],
-                                 mask_id=MASK, pad_id=PAD, max_length=12)
+    canvas = Canvas.from_prompts(
+        [[11, 12, 13], [21, 22], [31, 32, 33, 34]], gen_length=[5, 6, 4], mask_id=MASK, pad_id=PAD, max_length=12
+    )
     (HERE / "canvas-initial.svg").write_text(
-        svg("A canvas: prompt | masks | pad, right-padded, one length per row", canvas,
-            classify(canvas, None, None, None), ["prompt", "mask", "pad"]))
+        svg(
+            "A canvas: prompt | masks | pad, right-padded, one length per row",
+            canvas,
+            classify(canvas, None, None, None),
+            ["prompt", "mask", "pad"],
+        )
+    )
 
     where = torch.zeros_like(canvas.masked)
     where[0, 3] = where[0, 5] = where[1, 2] = where[2, 5] = True
@@ -96,8 +102,13 @@ def main() -> None:
     tokens[0, 3], tokens[0, 5], tokens[1, 2], tokens[2, 5] = 41, 42, 43, 44
     stepped = canvas.apply(Unmask(where=where, tokens=tokens))
     (HERE / "canvas-unmask.svg").write_text(
-        svg("After Unmask: four masked slots committed, nothing else moves", stepped,
-            classify(stepped, canvas, None, None), ["prompt", "token", "new", "mask", "pad"]))
+        svg(
+            "After Unmask: four masked slots committed, nothing else moves",
+            stepped,
+            classify(stepped, canvas, None, None),
+            ["prompt", "token", "new", "mask", "pad"],
+        )
+    )
 
     grow = torch.zeros_like(stepped.masked)
     grow[0, 4] = True
@@ -107,15 +118,25 @@ def main() -> None:
     inserted[0, 4:7] = True
     inserted[2, 6:9] = True
     (HERE / "canvas-expand.svg").write_text(
-        svg("After Expand(factor=3): each selected mask becomes three; later tokens shift right", expanded,
-            classify(expanded, None, inserted, None), ["prompt", "token", "inserted", "mask", "pad"]))
+        svg(
+            "After Expand(factor=3): each selected mask becomes three; later tokens shift right",
+            expanded,
+            classify(expanded, None, inserted, None),
+            ["prompt", "token", "inserted", "mask", "pad"],
+        )
+    )
 
     back = torch.zeros_like(expanded.masked)
     back[0, 3] = True
     remasked = expanded.apply(remask=Remask(where=back))
     (HERE / "canvas-remask.svg").write_text(
-        svg("After Remask: a committed token becomes a mask again", remasked,
-            classify(remasked, None, None, back), ["prompt", "token", "remasked", "mask", "pad"]))
+        svg(
+            "After Remask: a committed token becomes a mask again",
+            remasked,
+            classify(remasked, None, None, back),
+            ["prompt", "token", "remasked", "mask", "pad"],
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -64,8 +64,11 @@ def test_heldout_set_spreads_sizes_and_is_fixed() -> None:
 
 def test_training_split_never_draws_heldout_prompts() -> None:
     heldout = {d["prompt"] for d in tasks.heldout_set(50)}
-    large = {p for p in heldout if tasks._n_prompts(tasks.family_of(p), len(tasks.normalize(p)) - 2)
-             >= tasks.SPLIT_MIN_PROMPTS}
+    large = {
+        p
+        for p in heldout
+        if tasks._n_prompts(tasks.family_of(p), len(tasks.normalize(p)) - 2) >= tasks.SPLIT_MIN_PROMPTS
+    }
     assert len(large) > 150
     stream = tasks.iter_examples(random.Random(0), split="train")
     seen = {next(stream)[1] for _ in range(20000)}

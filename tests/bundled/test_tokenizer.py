@@ -10,8 +10,14 @@ from pathlib import Path
 from daedal.models.bundled import tasks
 from daedal.models.bundled.tokenizer import EOS, EOT, MASK, SPECIAL_TOKENS, save_tokenizer, vocabulary
 
-LLADA_SPECIALS = ("<|startoftext|>", "<|endoftext|>", "<|start_header_id|>", "<|end_header_id|>",
-                  "<|eot_id|>", "<|mdm_mask|>")
+LLADA_SPECIALS = (
+    "<|startoftext|>",
+    "<|endoftext|>",
+    "<|start_header_id|>",
+    "<|end_header_id|>",
+    "<|eot_id|>",
+    "<|mdm_mask|>",
+)
 
 
 def test_special_tokens_are_llada_spellings() -> None:
@@ -30,10 +36,12 @@ def test_autotokenizer_loads_and_round_trips(tmp_path: Path) -> None:
     ids = tok(text + EOT + EOS + MASK, add_special_tokens=False)["input_ids"]
     assert ids[-3:] == [vocab[EOT], vocab[EOS], vocab[MASK]]
     assert tok.decode(ids[:-3]).split() == tasks.normalize(text)
-    rendered = tok.apply_chat_template([{"role": "user", "content": text}], tokenize=False,
-                                       add_generation_prompt=True)
-    assert rendered == ("<|startoftext|><|start_header_id|>user<|end_header_id|>\n\n" + text
-                        + "<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n")
+    rendered = tok.apply_chat_template([{"role": "user", "content": text}], tokenize=False, add_generation_prompt=True)
+    assert rendered == (
+        "<|startoftext|><|start_header_id|>user<|end_header_id|>\n\n"
+        + text
+        + "<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"
+    )
 
 
 def test_every_task_word_is_in_the_vocabulary(tmp_path: Path) -> None:
@@ -58,7 +66,9 @@ def test_light_tokenizer_gives_transformers_ids_and_texts(tmp_path: Path) -> Non
     light = LightTokenizer.from_directory(bundled.path())
     slow = AutoTokenizer.from_pretrained(str(bundled.path()))
     texts = [d["prompt"] + " " + d["answer"] + EOT + EOS for d in tasks.heldout_set(6)] + [
-        "<|startoftext|><|start_header_id|>user<|end_header_id|>\n\nreverse: a b<|eot_id|>", "sort: x , 7 foo"]
+        "<|startoftext|><|start_header_id|>user<|end_header_id|>\n\nreverse: a b<|eot_id|>",
+        "sort: x , 7 foo",
+    ]
     assert light(texts, add_special_tokens=False)["input_ids"] == slow(texts, add_special_tokens=False)["input_ids"]
     for text in texts:
         ids = slow.encode(text, add_special_tokens=False)

@@ -46,8 +46,28 @@ def test_batch_never_masks_the_prompt_and_weights_by_one_over_t() -> None:
 
 def test_tiny_run_is_reproducible_and_loads_with_the_llada_adapter(tmp_path: Path) -> None:
     tt = _module()
-    argv = ["--steps", "3", "--batch-size", "4", "--d-model", "32", "--n-layers", "1", "--n-heads", "2",
-            "--mlp", "64", "--eval-every", "1000", "--save-every", "1000", "--threads", "1", "--bucket", "1"]
+    argv = [
+        "--steps",
+        "3",
+        "--batch-size",
+        "4",
+        "--d-model",
+        "32",
+        "--n-layers",
+        "1",
+        "--n-heads",
+        "2",
+        "--mlp",
+        "64",
+        "--eval-every",
+        "1000",
+        "--save-every",
+        "1000",
+        "--threads",
+        "1",
+        "--bucket",
+        "1",
+    ]
     for run in ("a", "b"):
         assert tt.main([*argv, "--out", str(tmp_path / run), "--work", str(tmp_path / f"work-{run}")]) == 0
     from safetensors.torch import load_file
@@ -93,11 +113,43 @@ def test_curriculum_weights_families_sizes_and_ordered_prompts() -> None:
 
 def test_init_from_starts_at_a_checkpoint_and_records_the_device(tmp_path: Path) -> None:
     tt = _module()
-    small = ["--batch-size", "4", "--d-model", "32", "--n-layers", "1", "--n-heads", "2", "--mlp", "64",
-             "--eval-every", "1000", "--save-every", "1000", "--threads", "1", "--bucket", "1"]
+    small = [
+        "--batch-size",
+        "4",
+        "--d-model",
+        "32",
+        "--n-layers",
+        "1",
+        "--n-heads",
+        "2",
+        "--mlp",
+        "64",
+        "--eval-every",
+        "1000",
+        "--save-every",
+        "1000",
+        "--threads",
+        "1",
+        "--bucket",
+        "1",
+    ]
     assert tt.main(["--steps", "2", *small, "--out", str(tmp_path / "a"), "--work", str(tmp_path / "wa")]) == 0
-    assert tt.main(["--steps", "0", *small, "--init-from", str(tmp_path / "a"), "--out", str(tmp_path / "b"),
-                    "--work", str(tmp_path / "wb")]) == 0
+    assert (
+        tt.main(
+            [
+                "--steps",
+                "0",
+                *small,
+                "--init-from",
+                str(tmp_path / "a"),
+                "--out",
+                str(tmp_path / "b"),
+                "--work",
+                str(tmp_path / "wb"),
+            ]
+        )
+        == 0
+    )
     from safetensors.torch import load_file
 
     a, b = (load_file(tmp_path / r / "model.safetensors") for r in "ab")

@@ -46,20 +46,25 @@ def test_generate_json(cli) -> None:
 
 
 def test_policy_and_parameters_from_the_command_line(cli) -> None:
-    code, out, err = cli("generate", "--json", "--policy", "fixed-length", "--set", "gen_length=16",
-                         "repeat: a b c d e f g h i j k")
+    code, out, err = cli(
+        "generate", "--json", "--policy", "fixed-length", "--set", "gen_length=16", "repeat: a b c d e f g h i j k"
+    )
     assert code == 0, err
     report = json.loads(out)
     row = report["results"][0]
     assert row["length"] == 16  # a fixed canvas: the 22-token answer cannot fit
     assert not tasks.score("repeat", row["prompt"], row["text"])
     assert report["policies"][0] == "fixed-length:gen_length=16"  # --set went to the last --policy
-    code, out, _ = cli("generate", "--json", "--set", "initial_gen_length=16", "--set", "max_gen_length=48",
-                       "reverse: a b")
+    code, out, _ = cli(
+        "generate", "--json", "--set", "initial_gen_length=16", "--set", "max_gen_length=48", "reverse: a b"
+    )
     assert code == 0
     (spec,) = json.loads(out)["policies"]  # no --policy: --set adjusts the recommended policy
-    assert parse_policy_spec(spec).params == {**bundled.daedal_settings(), "initial_gen_length": 16,
-                                              "max_gen_length": 48}
+    assert parse_policy_spec(spec).params == {
+        **bundled.daedal_settings(),
+        "initial_gen_length": 16,
+        "max_gen_length": 48,
+    }
 
 
 def test_policies_run_in_the_order_given_with_their_own_parameters(cli) -> None:
@@ -70,7 +75,8 @@ def test_policies_run_in_the_order_given_with_their_own_parameters(cli) -> None:
     assert report["policies"][0] == "fixed-length:gen_length=20"
     # a recommended policy named on the command line starts from the recommended parameters
     assert parse_policy_spec(report["policies"][1]) == PolicySpec(
-        "daedal", {**bundled.daedal_settings(), "initial_gen_length": 8, "max_gen_length": 64})
+        "daedal", {**bundled.daedal_settings(), "initial_gen_length": 8, "max_gen_length": 64}
+    )
     assert report["results"][0]["length"] == 20  # fixed-length answers initial_canvas first
     assert report["results"][0]["text"] == "c b a"
     swapped = [first[2], first[3], first[0], first[1]]
@@ -123,7 +129,9 @@ def test_unknown_words_and_off_task_prompts_are_reported(cli) -> None:
 
 
 def test_seed_dtype_and_device_flags(cli) -> None:
-    code, out, err = cli("generate", "--json", "--seed", "3", "--dtype", "bfloat16", "--device", "cpu", "reverse: a b c")
+    code, out, err = cli(
+        "generate", "--json", "--seed", "3", "--dtype", "bfloat16", "--device", "cpu", "reverse: a b c"
+    )
     assert code == 0, err
     report = json.loads(out)
     assert report["seed"] == 3 and report["results"][0]["text"] == "c b a"
@@ -151,8 +159,11 @@ def test_trace_is_written_and_rendered_with_every_step(cli, tmp_path: Path) -> N
     assert code == 0, err
     html = page.read_text(encoding="utf-8")
     assert html.startswith("<!DOCTYPE html>") and "<script src" not in html and "<link" not in html
-    data = json.loads(re.search(r'<script id="frames" type="application/json">(.*?)</script>', html, re.S)
-                      .group(1).replace("<\\/", "</"))
+    data = json.loads(
+        re.search(r'<script id="frames" type="application/json">(.*?)</script>', html, re.S)
+        .group(1)
+        .replace("<\\/", "</")
+    )
     frames = data["frames"]
     assert [f["step"] for f in frames if f["step"] >= 0] == steps  # every step, in order
     assert len(frames) == len(steps) + len(trace.of_kind("length-changed")) + len(trace.of_kind("canvas-initialized"))
@@ -219,8 +230,9 @@ BLOCK_TORCH = (
 )
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["--version"], ["policies"], ["policies", "--json"], ["models"],
-                                  ["generate", "--help"]])
+@pytest.mark.parametrize(
+    "argv", [["--help"], ["--version"], ["policies"], ["policies", "--json"], ["models"], ["generate", "--help"]]
+)
 def test_help_and_listings_run_with_torch_blocked(argv: list[str]) -> None:
     proc = subprocess.run([sys.executable, "-c", BLOCK_TORCH, *argv], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr

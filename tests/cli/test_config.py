@@ -37,17 +37,26 @@ def _run(cli, *argv: str) -> dict:
     code, out, err = cli("generate", "--json", *argv)
     assert code == 0, err
     report = json.loads(out)
-    return {"policies": report["policies"], "seed": report["seed"],
-            "results": [(r["prompt"], r["tokens"]) for r in report["results"]]}
+    return {
+        "policies": report["policies"],
+        "seed": report["seed"],
+        "results": [(r["prompt"], r["tokens"]) for r in report["results"]],
+    }
 
 
 def test_yaml_and_json_configs_give_the_run_of_the_flags(cli, tmp_path: Path) -> None:
     flags = _run(cli, "--model", "tiny", *FLAGS, *PROMPTS)
     (tmp_path / "run.yaml").write_text(YAML)
-    (tmp_path / "run.json").write_text(json.dumps({
-        "model": "tiny", "policies": [{"name": "fixed-length", "params": {"gen_length": 24}},
-                                      "threshold-unmask:threshold=0.9"],
-        "seed": 4, "prompts": PROMPTS}))
+    (tmp_path / "run.json").write_text(
+        json.dumps(
+            {
+                "model": "tiny",
+                "policies": [{"name": "fixed-length", "params": {"gen_length": 24}}, "threshold-unmask:threshold=0.9"],
+                "seed": 4,
+                "prompts": PROMPTS,
+            }
+        )
+    )
     assert _run(cli, "--config", str(tmp_path / "run.yaml")) == flags
     assert _run(cli, "--config", str(tmp_path / "run.json")) == flags
     assert flags["policies"][:2] == ["fixed-length:gen_length=24", "threshold-unmask:threshold=0.9"]
@@ -62,8 +71,9 @@ def test_flags_override_the_file(cli, tmp_path: Path) -> None:
 
 
 def test_print_config_round_trips(cli, tmp_path: Path) -> None:
-    code, printed, err = cli("generate", "--print-config", "--policy", "fixed-length:gen_length=16",
-                             "--dtype", "float32", "reverse: a b")
+    code, printed, err = cli(
+        "generate", "--print-config", "--policy", "fixed-length:gen_length=16", "--dtype", "float32", "reverse: a b"
+    )
     assert code == 0, err
     config = json.loads(printed)
     # what the command line amounts to, the filled-in decoder included
@@ -77,8 +87,9 @@ def test_print_config_round_trips(cli, tmp_path: Path) -> None:
 
 
 def test_a_json_result_reruns_to_the_same_samples(cli, tmp_path: Path) -> None:
-    code, out, _ = cli("generate", "--json", "--seed", "2", "--policy", "daedal:initial_gen_length=16",
-                       "repeat: x y", "sort: q e w")
+    code, out, _ = cli(
+        "generate", "--json", "--seed", "2", "--policy", "daedal:initial_gen_length=16", "repeat: x y", "sort: q e w"
+    )
     first = json.loads(out)
     (tmp_path / "again.json").write_text(json.dumps(first["config"]))
     code, out, _ = cli("generate", "--json", "--config", str(tmp_path / "again.json"))
@@ -119,8 +130,10 @@ def test_policy_specs_parse_and_format_back() -> None:
 
 
 def test_the_loader_is_reusable_with_another_schema(tmp_path: Path) -> None:
-    schema = {"suites": (lambda v: isinstance(v, list), "a list of suite names"),
-              "policies": (lambda v: isinstance(v, list), "a list of policy specs")}
+    schema = {
+        "suites": (lambda v: isinstance(v, list), "a list of suite names"),
+        "policies": (lambda v: isinstance(v, list), "a list of policy specs"),
+    }
     (tmp_path / "eval.yaml").write_text("suites: [synthetic]\npolicies:\n  - daedal:max_gen_length=64\n")
     config = load_config(tmp_path / "eval.yaml", schema)
     assert config.data["suites"] == ["synthetic"]

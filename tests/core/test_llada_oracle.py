@@ -24,7 +24,11 @@ def test_engine_matches_llada_oracle(batch, seed, temperature):
     prompts = ragged_prompts(batch, seed)
     engine = Engine(
         adapter,
-        [FixedLength(gen_length=32), SemiAutoregressive(block_length=8, steps=16), GumbelTemperature(temperature=temperature)],
+        [
+            FixedLength(gen_length=32),
+            SemiAutoregressive(block_length=8, steps=16),
+            GumbelTemperature(temperature=temperature),
+        ],
     )
     result = engine.generate(prompts, seed=seed)
     expected = llada_generate(
@@ -47,7 +51,9 @@ def test_engine_with_only_an_adapter_is_llada_with_its_defaults():
 def test_random_remasking_matches_oracle(seed):
     adapter = FakeAdapter(vocab_size=48, seed=seed)
     prompts = ragged_prompts(4, seed)
-    engine = Engine(adapter, [FixedLength(gen_length=16), SemiAutoregressive(block_length=8, steps=8, remasking="random")])
+    engine = Engine(
+        adapter, [FixedLength(gen_length=16), SemiAutoregressive(block_length=8, steps=8, remasking="random")]
+    )
     expected = llada_generate(adapter, prompts, gen_length=16, steps=8, block_length=8, remasking="random", seed=seed)
     assert engine.generate(prompts, seed=seed).tokens == expected
 

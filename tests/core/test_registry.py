@@ -28,7 +28,10 @@ def test_unknown_name_lists_available():
 
 
 def test_unknown_parameter_lists_valid_ones():
-    with pytest.raises(ConfigError, match=r"policy 'fixed-length' has no parameter\(s\) \['gen_lenght'\]; valid: \['gen_length', 'max_gen_length'\]"):
+    with pytest.raises(
+        ConfigError,
+        match=r"policy 'fixed-length' has no parameter\(s\) \['gen_lenght'\]; valid: \['gen_length', 'max_gen_length'\]",
+    ):
         registry.create("policies", "fixed-length", {"gen_lenght": 7})
 
 
@@ -39,7 +42,12 @@ def test_unknown_kind():
 
 def test_parse_assignments():
     assert registry.parse_assignments(["a=1", "b=0.5", "c=true", "d=x y", "e=[1,2]", "max-len=3"]) == {
-        "a": 1, "b": 0.5, "c": True, "d": "x y", "e": [1, 2], "max_len": 3,
+        "a": 1,
+        "b": 0.5,
+        "c": True,
+        "d": "x y",
+        "e": [1, 2],
+        "max_len": 3,
     }
     with pytest.raises(ConfigError, match="key=value"):
         registry.parse_assignments(["novalue"])

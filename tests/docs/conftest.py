@@ -57,8 +57,10 @@ def blocks(page: Path) -> list[Block]:
             skip = s["why"] or "marked skip"
         body: list[str] = []
         k = i + 1
-        while k < len(lines) and not (lines[k].strip().startswith(fence[0] * len(fence)) and lines[k].strip().strip(fence[0]) == ""):
-            body.append(lines[k][len(indent):] if lines[k].startswith(indent) else lines[k])
+        while k < len(lines) and not (
+            lines[k].strip().startswith(fence[0] * len(fence)) and lines[k].strip().strip(fence[0]) == ""
+        ):
+            body.append(lines[k][len(indent) :] if lines[k].startswith(indent) else lines[k])
             k += 1
         out.append(Block(page, i + 1, lang, title["title"] if title else None, "\n".join(body) + "\n", skip))
         i = k + 1

@@ -85,12 +85,21 @@ def test_examples_run(page: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatc
                 _run_block(block, namespace, tmp_path)
         tests = [p for p in written if p.name.startswith("test_") and p.suffix == ".py"]
         if tests:
-            env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT), os.environ.get("PYTHONPATH", "")])}
+            env = {
+                **os.environ,
+                "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT), os.environ.get("PYTHONPATH", "")]),
+            }
             done = subprocess.run(
                 [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *map(str, tests)],
-                cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+                cwd=tmp_path,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=300,
             )
-            assert done.returncode == 0, f"the tests written by {page.name} failed:\n{done.stdout[-4000:]}\n{done.stderr[-2000:]}"
+            assert done.returncode == 0, (
+                f"the tests written by {page.name} failed:\n{done.stdout[-4000:]}\n{done.stderr[-2000:]}"
+            )
             assert " passed" in done.stdout
     finally:
         for name in set(sys.modules) - modules_before:  # modules the page wrote must not leak into others
@@ -98,4 +107,6 @@ def test_examples_run(page: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatc
             if file.startswith(str(tmp_path)):
                 del sys.modules[name]
     elapsed = time.perf_counter() - started
-    assert elapsed < SECONDS_PER_PAGE, f"{page.name}'s examples took {elapsed:.0f} s; keep them to seconds (small gen_length)"
+    assert elapsed < SECONDS_PER_PAGE, (
+        f"{page.name}'s examples took {elapsed:.0f} s; keep them to seconds (small gen_length)"
+    )

@@ -15,8 +15,13 @@ PAGES_WITH_OUTPUT = [p for p in [*pages(), ROOT / "README.md"] if has_outputs(p)
 
 def test_the_first_pages_show_real_output() -> None:
     shown = {p.relative_to(ROOT).as_posix() for p in PAGES_WITH_OUTPUT}
-    for page in ("README.md", "docs/index.md", "docs/tutorial/quickstart.md", "docs/reference/cli.md",
-                 "docs/how-to/observe-a-run.md"):
+    for page in (
+        "README.md",
+        "docs/index.md",
+        "docs/tutorial/quickstart.md",
+        "docs/reference/cli.md",
+        "docs/how-to/observe-a-run.md",
+    ):
         assert page in shown, f"{page} shows no checked output"
 
 
@@ -29,8 +34,10 @@ def test_shown_output_is_the_real_output(page: Path, tmp_path: Path, monkeypatch
         if not matches(shown.expected, actual):
             diff = "\n".join(difflib.unified_diff(list(shown.expected), actual, "shown", "printed", lineterm=""))
             wrong.append(f"{page.relative_to(ROOT)}:{shown.first + 1} ({shown.source}):\n{diff}")
-    assert not wrong, ("\n\n".join(wrong) + f"\n\nrerun the examples into the page with: python -m tests.docs.outputs "
-                       f"--update {page.relative_to(ROOT)}")
+    assert not wrong, (
+        "\n\n".join(wrong) + f"\n\nrerun the examples into the page with: python -m tests.docs.outputs "
+        f"--update {page.relative_to(ROOT)}"
+    )
 
 
 @pytest.mark.parametrize("page", [DOCS / "tutorial" / "quickstart.md", DOCS / "index.md"], ids=lambda p: p.name)

@@ -12,7 +12,11 @@ import pytest
 
 from tests.docs.conftest import ROOT
 
-MISSING = [m for m in ("mkdocs", "material", "mkdocstrings_handlers.python") if importlib.util.find_spec(m.split(".")[0]) is None]
+MISSING = [
+    m
+    for m in ("mkdocs", "material", "mkdocstrings_handlers.python")
+    if importlib.util.find_spec(m.split(".")[0]) is None
+]
 
 
 @pytest.mark.skipif(
@@ -23,11 +27,19 @@ def test_mkdocs_build_strict(tmp_path: Path) -> None:
     site = tmp_path / "site"
     done = subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)],
-        cwd=ROOT, capture_output=True, text=True, timeout=240,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
     )
     assert done.returncode == 0, f"mkdocs build --strict failed:\n{done.stdout[-3000:]}\n{done.stderr[-6000:]}"
-    for page in ("index.html", "tutorial/first-policy/index.html", "reference/hooks/index.html",
-                 "reference/errors/index.html", "reference/api/core/index.html"):
+    for page in (
+        "index.html",
+        "tutorial/first-policy/index.html",
+        "reference/hooks/index.html",
+        "reference/errors/index.html",
+        "reference/api/core/index.html",
+    ):
         assert (site / page).exists(), f"the site has no {page}"
     hooks = (site / "reference/hooks/index.html").read_text(encoding="utf-8")
     assert 'id="select_unmaskstate-prediction"' in hooks

@@ -6,10 +6,17 @@ from __future__ import annotations
 def boxed_response(answer: str, *, pad: int = 3) -> str:
     """A well-formed generation in the paper's format, with trailing padding."""
     return (
-        "<reasoning>\nWork it out step by step.\n</reasoning>\n<answer>\n\\boxed{" + answer + "}\n</answer>"
-        + "<|eot_id|>" + "<|endoftext|>" * pad
+        "<reasoning>\nWork it out step by step.\n</reasoning>\n<answer>\n\\boxed{"
+        + answer
+        + "}\n</answer>"
+        + "<|eot_id|>"
+        + "<|endoftext|>" * pad
     )
 
 
 def code_response(code: str) -> str:
-    return "<reasoning>\nStraightforward.\n</reasoning>\n<answer>\n```python\n" + code + "```\n</answer><|eot_id|><|endoftext|>"
+    return (
+        "<reasoning>\nStraightforward.\n</reasoning>\n<answer>\n```python\n"
+        + code
+        + "```\n</answer><|eot_id|><|endoftext|>"
+    )

@@ -97,11 +97,12 @@ def test_mbpp_entry_point_is_the_first_def_unless_tests_root_the_rest(mbpp_path)
 
 # -- extraction and sanitising -------------------------------------------------------------
 
+
 def test_code_block_is_the_first_python_fence():
     text = "x ```python\nA = 1\n``` y ```python\nB = 2\n```"
     assert extract_code_block(text) == "A = 1\n"
     assert extract_code_block("```python\nC = 3\n") == "C = 3\n"  # unclosed: to the end
-    assert extract_code_block("```\nD = 4\n```") is None          # not a python fence
+    assert extract_code_block("```\nD = 4\n```") is None  # not a python fence
 
 
 def test_first_def_name():

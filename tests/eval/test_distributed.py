@@ -18,9 +18,24 @@ VOLATILE = {"wall_time", "peak_memory", "rank"}
 
 def _args(gsm8k_path, out) -> list[str]:
     return [
-        "-m", "daedal.eval", "run", "--suite", "gsm8k", "--data", str(gsm8k_path), "--limit", "7",
-        "--model", "fake", "--adapter-arg", "eos_bias=2.0", "--policy", "llada-decoding:gen_length=32",
-        "--output", str(out), "--no-progress",
+        "-m",
+        "daedal.eval",
+        "run",
+        "--suite",
+        "gsm8k",
+        "--data",
+        str(gsm8k_path),
+        "--limit",
+        "7",
+        "--model",
+        "fake",
+        "--adapter-arg",
+        "eos_bias=2.0",
+        "--policy",
+        "llada-decoding:gen_length=32",
+        "--output",
+        str(out),
+        "--no-progress",
     ]
 
 
@@ -33,14 +48,34 @@ def test_two_accelerate_processes_on_cpu_match_one_process(tmp_path, gsm8k_path,
     launcher = shutil.which("accelerate")
     if launcher is None:
         pytest.skip("the accelerate launcher is not on PATH")
-    one = subprocess.run([sys.executable, *_args(gsm8k_path, tmp_path / "one")], capture_output=True, text=True,
-                         timeout=300, env=subprocess_env)
+    one = subprocess.run(
+        [sys.executable, *_args(gsm8k_path, tmp_path / "one")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=subprocess_env,
+    )
     assert one.returncode == 0, one.stderr
     # Without GPUs, the torchrun-based launcher (--multi_gpu) starts CPU processes with a gloo group.
     two = subprocess.run(
-        [launcher, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
-         "--dynamo_backend", "no", *_args(gsm8k_path, tmp_path / "two")],
-        capture_output=True, text=True, timeout=300, env=subprocess_env,
+        [
+            launcher,
+            "launch",
+            "--multi_gpu",
+            "--num_processes",
+            "2",
+            "--num_machines",
+            "1",
+            "--mixed_precision",
+            "no",
+            "--dynamo_backend",
+            "no",
+            *_args(gsm8k_path, tmp_path / "two"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=subprocess_env,
     )
     assert two.returncode == 0, two.stderr[-3000:]
     merged = read_records(tmp_path / "two" / "samples.jsonl")

@@ -14,8 +14,21 @@ FAKE = ["--model", "fake", "--adapter-arg", "eos_bias=2.0", "--no-progress"]
 
 
 def _run_args(gsm8k_path, out, *extra):
-    return ["run", "--suite", "gsm8k", "--data", str(gsm8k_path), "--limit", "3", *FAKE,
-            "--policy", "llada-decoding:gen_length=16", "--output", str(out), *extra]
+    return [
+        "run",
+        "--suite",
+        "gsm8k",
+        "--data",
+        str(gsm8k_path),
+        "--limit",
+        "3",
+        *FAKE,
+        "--policy",
+        "llada-decoding:gen_length=16",
+        "--output",
+        str(out),
+        *extra,
+    ]
 
 
 def test_run_then_rescore(tmp_path, gsm8k_path, capsys):
@@ -30,8 +43,24 @@ def test_run_then_rescore(tmp_path, gsm8k_path, capsys):
 
 
 def test_sweep_and_report(tmp_path, gsm8k_path, capsys):
-    args = ["sweep", "--suite", "gsm8k", "--data", str(gsm8k_path), "--limit", "2", *FAKE,
-            "--lengths", "8,16", "--block-length", "8", "--daedal", "llada-decoding:gen_length=24", "--output", str(tmp_path)]
+    args = [
+        "sweep",
+        "--suite",
+        "gsm8k",
+        "--data",
+        str(gsm8k_path),
+        "--limit",
+        "2",
+        *FAKE,
+        "--lengths",
+        "8,16",
+        "--block-length",
+        "8",
+        "--daedal",
+        "llada-decoding:gen_length=24",
+        "--output",
+        str(tmp_path),
+    ]
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "| L=8 |" in out and "| L=16 |" in out and "| DAEDAL |" in out

@@ -214,12 +214,11 @@ CASES: dict[str, str] = {
     "deep-reply": "def f():\n    v = []\n    for _ in range(100_000):\n        v = [v]\n    return v\n",
     "huge-reply": (
         # Writes straight onto the reply descriptor: 20 MB without a line end.
-        "import os, sys\n"
-        "def f():\n    os.write(int(sys.argv[-1]), b'x' * (20 << 20))\n    return 0\n"
+        "import os, sys\ndef f():\n    os.write(int(sys.argv[-1]), b'x' * (20 << 20))\n    return 0\n"
     ),
     "forged-reply-line": (
         "import os, sys\n"
-        "def f():\n    os.write(int(sys.argv[-1]), b'{\"ok\": {\"t\": \"eval\", \"v\": \"42\"}}\\n')\n    return 0\n"
+        'def f():\n    os.write(int(sys.argv[-1]), b\'{"ok": {"t": "eval", "v": "42"}}\\n\')\n    return 0\n'
     ),
 }
 
@@ -228,8 +227,18 @@ PAPER_FORGEABLE = {"frame-forger", "eq-always-true"}
 # Cases whose shell really starts inside the sandbox (the Python guard does not see it).
 ESCAPES_THE_GUARD = {"multiprocessing-spawn", "fork-exec-without-audit"}
 # Cases that define f at their end (the rest get WRONG appended).
-DEFINES_F = {"print-the-nonce-and-exit", "frame-forger", "eq-always-true", "exit-zero-early", "infinite-loop",
-             "memory-bomb", "output-bomb", "deep-reply", "huge-reply", "forged-reply-line"}
+DEFINES_F = {
+    "print-the-nonce-and-exit",
+    "frame-forger",
+    "eq-always-true",
+    "exit-zero-early",
+    "infinite-loop",
+    "memory-bomb",
+    "output-bomb",
+    "deep-reply",
+    "huge-reply",
+    "forged-reply-line",
+}
 
 
 class _Listener:
@@ -276,8 +285,10 @@ def _processes_with(token: str) -> list[int]:
 
 
 def _snapshot(directory: Path) -> dict[str, tuple[int, bytes]]:
-    return {p.name: (stat.S_IMODE(p.lstat().st_mode), p.read_bytes() if p.is_file() else b"")
-            for p in sorted(directory.iterdir())}
+    return {
+        p.name: (stat.S_IMODE(p.lstat().st_mode), p.read_bytes() if p.is_file() else b"")
+        for p in sorted(directory.iterdir())
+    }
 
 
 class Case:
@@ -291,8 +302,14 @@ class Case:
         self.before = _snapshot(self.outside)
         # A sleep duration no one else uses marks this case's processes.
         self.token = f"{97 + secrets.randbelow(1000)}.{secrets.randbelow(10**6):06d}"
-        values = {"outside": str(self.outside), "token": self.token, "port": port, "evaluator": os.getpid(),
-                  "source": sandbox_module.__file__, "dataset": dataset}
+        values = {
+            "outside": str(self.outside),
+            "token": self.token,
+            "port": port,
+            "evaluator": os.getpid(),
+            "source": sandbox_module.__file__,
+            "dataset": dataset,
+        }
         values["shell"] = string.Template(SHELL).substitute(values)
         self.program = string.Template(CASES[name]).substitute(values) + ("" if name in DEFINES_F else WRONG)
 
@@ -336,8 +353,14 @@ def catalogue(tmp_path_factory, dataset):
         tempfile.tempdir = old_tempdir
         listener.close()
     new_host_tmp = set(os.listdir(tempfile.gettempdir())) - host_tmp_before
-    return {"box": box, "cases": cases, "results": results, "connections": listener.connections,
-            "sandbox_tmp": sandbox_tmp, "new_host_tmp": new_host_tmp}
+    return {
+        "box": box,
+        "cases": cases,
+        "results": results,
+        "connections": listener.connections,
+        "sandbox_tmp": sandbox_tmp,
+        "new_host_tmp": new_host_tmp,
+    }
 
 
 def _assert_contained(case: Case, new_host_tmp: set[str]) -> None:
@@ -399,6 +422,7 @@ def test_a_wrong_solution_that_loads_the_canonical_answer_fails(humaneval_docs, 
 
 
 # -- the refused fallback: without bubblewrap nothing runs ---------------------------------
+
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_without_bubblewrap_the_catalogue_is_refused(tmp_path, monkeypatch, name, dataset, humaneval_docs):

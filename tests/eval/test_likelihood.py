@@ -43,7 +43,7 @@ def brute_force_elbo(adapter, prompt, answer, cfg_scale=0.0):
             length = torch.tensor([len(row)])
             logits = adapter.logits(tokens, length)[0].double()
             if cfg_scale:
-                uncond_row = [adapter.mask_id] * len(prompt) + row[len(prompt):]
+                uncond_row = [adapter.mask_id] * len(prompt) + row[len(prompt) :]
                 un = adapter.logits(torch.tensor([uncond_row]), length)[0].double()
                 both_out = torch.isinf(logits) & torch.isinf(un)  # ruled out either way: stays out
                 logits = torch.where(both_out, logits, un + (cfg_scale + 1) * (logits - un))

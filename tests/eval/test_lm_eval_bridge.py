@@ -24,7 +24,8 @@ def task_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("lm_eval_task")
     data = root / "data.jsonl"
     data.write_text("".join(json.dumps(q) + "\n" for q in QUESTIONS), encoding="utf-8")
-    (root / "daedal_tiny.yaml").write_text(textwrap.dedent(f"""\
+    (root / "daedal_tiny.yaml").write_text(
+        textwrap.dedent(f"""\
         task: daedal_tiny
         dataset_path: json
         dataset_kwargs:
@@ -39,7 +40,9 @@ def task_dir(tmp_path_factory):
           max_gen_toks: 16
         metric_list:
           - metric: exact_match
-        """), encoding="utf-8")
+        """),
+        encoding="utf-8",
+    )
     return root
 
 
@@ -61,8 +64,12 @@ def test_simple_evaluate_runs_the_task_through_the_engine(task_dir):
     import daedal.eval.lm_eval_bridge  # noqa: F401  (registers the "daedal" model type)
 
     results = lm_eval.simple_evaluate(
-        model="daedal", model_args=MODEL_ARGS, tasks=["daedal_tiny"],
-        task_manager=TaskManager(include_path=str(task_dir)), log_samples=True, device="cpu",
+        model="daedal",
+        model_args=MODEL_ARGS,
+        tasks=["daedal_tiny"],
+        task_manager=TaskManager(include_path=str(task_dir)),
+        log_samples=True,
+        device="cpu",
     )
     samples = results["samples"]["daedal_tiny"]
     assert len(samples) == len(QUESTIONS)
@@ -86,10 +93,27 @@ def test_bridge_cuts_at_the_first_stop_string():
 @pytest.mark.slow
 def test_command_line_entry_registers_then_runs_lm_eval(task_dir, tmp_path, subprocess_env):
     out = subprocess.run(
-        [sys.executable, "-m", "daedal.eval.lm_eval_bridge", "--model", "daedal", "--model_args", MODEL_ARGS,
-         "--tasks", "daedal_tiny", "--include_path", str(task_dir), "--device", "cpu",
-         "--output_path", str(tmp_path / "out")],
-        capture_output=True, text=True, timeout=300, env=subprocess_env,
+        [
+            sys.executable,
+            "-m",
+            "daedal.eval.lm_eval_bridge",
+            "--model",
+            "daedal",
+            "--model_args",
+            MODEL_ARGS,
+            "--tasks",
+            "daedal_tiny",
+            "--include_path",
+            str(task_dir),
+            "--device",
+            "cpu",
+            "--output_path",
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=subprocess_env,
     )
     assert out.returncode == 0, out.stderr[-3000:]
     assert "daedal_tiny" in out.stdout and "exact_match" in out.stdout

@@ -78,7 +78,8 @@ def evaluated(tmp_path_factory):
     write_lm_eval_task(root, docs)
     data = root / "ppl.jsonl"
     data.write_text("".join(json.dumps({"text": t}) + "\n" for t in TEXTS), encoding="utf-8")
-    (root / "daedal_ppl.yaml").write_text(textwrap.dedent(f"""\
+    (root / "daedal_ppl.yaml").write_text(
+        textwrap.dedent(f"""\
         task: daedal_ppl
         dataset_path: json
         dataset_kwargs:
@@ -92,10 +93,16 @@ def evaluated(tmp_path_factory):
           - metric: word_perplexity
             aggregation: weighted_perplexity
             higher_is_better: false
-        """), encoding="utf-8")
+        """),
+        encoding="utf-8",
+    )
     results = lm_eval.simple_evaluate(
-        model="daedal", model_args="model=bundled,mc_num=32,mc_batch_size=32,window=6",
-        tasks=["daedal_synthetic_mc", "daedal_ppl"], apply_chat_template=True, log_samples=True, device="cpu",
+        model="daedal",
+        model_args="model=bundled,mc_num=32,mc_batch_size=32,window=6",
+        tasks=["daedal_synthetic_mc", "daedal_ppl"],
+        apply_chat_template=True,
+        log_samples=True,
+        device="cpu",
         task_manager=TaskManager(include_path=str(root), include_defaults=False),
     )
     return results, docs, root
@@ -127,8 +134,24 @@ def test_lm_eval_rolling_perplexity_matches_daedal_eval_ppl(evaluated, tmp_path)
     results, _, root = evaluated
     word_ppl = results["results"]["daedal_ppl"]["word_perplexity,none"]
     assert math.isfinite(word_ppl) and word_ppl > 1.0
-    code = main(["ppl", "--data", str(root / "ppl.jsonl"), "--model", "bundled", "--mc-num", "32",
-                 "--batch-size", "32", "--window", "6", "--output", str(tmp_path / "ppl"), "--no-progress"])
+    code = main(
+        [
+            "ppl",
+            "--data",
+            str(root / "ppl.jsonl"),
+            "--model",
+            "bundled",
+            "--mc-num",
+            "32",
+            "--batch-size",
+            "32",
+            "--window",
+            "6",
+            "--output",
+            str(tmp_path / "ppl"),
+            "--no-progress",
+        ]
+    )
     assert code == 0
     metrics = json.loads((tmp_path / "ppl" / "summary.json").read_text())["metrics"]
     assert metrics["tokens"] == sum(len(t.split()) for t in TEXTS)  # one token per word here

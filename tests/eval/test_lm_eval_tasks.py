@@ -40,8 +40,13 @@ def test_prompts_and_scores_are_the_suites_paper_protocol(gsm8k_docs, math500_do
     cases = [
         ("gsm8k", GSM8K(), gsm8k_docs[0], boxed_response("18"), boxed_response("19")),
         ("math500", MATH500(), math500_docs[0], boxed_response(math500_docs[0]["answer"]), boxed_response("nope")),
-        ("humaneval", HumanEval(), humaneval_docs[0],
-         code_response(humaneval_docs[0]["prompt"] + humaneval_docs[0]["canonical_solution"]), code_response("x = 1\n")),
+        (
+            "humaneval",
+            HumanEval(),
+            humaneval_docs[0],
+            code_response(humaneval_docs[0]["prompt"] + humaneval_docs[0]["canonical_solution"]),
+            code_response("x = 1\n"),
+        ),
         ("mbpp", MBPP(), mbpp_docs[0], code_response(mbpp_docs[0]["code"]), code_response("def f():\n    return 0\n")),
     ]
     assert GSM8K().target(gsm8k_docs[0]) == "18"
@@ -63,8 +68,9 @@ def test_an_lm_eval_run_of_daedal_gsm8k_sends_the_paper_prompt(tmp_path, gsm8k_p
         encoding="utf-8",
     )
     lm = DaedalLM(model="fake", policy="llada-decoding:gen_length=16;block_length=8")
-    out = lm_eval.simple_evaluate(model=lm, tasks=["daedal_gsm8k_local"],
-                                  task_manager=TaskManager(include_path=str(tmp_path)), log_samples=True)
+    out = lm_eval.simple_evaluate(
+        model=lm, tasks=["daedal_gsm8k_local"], task_manager=TaskManager(include_path=str(tmp_path)), log_samples=True
+    )
     assert out["results"]["daedal_gsm8k_local"]["acc,none"] == 0.0  # the fake model answers nonsense
     docs = [json.loads(line) for line in data.read_text(encoding="utf-8").splitlines()]
     prompts = [s["arguments"][0][0] for s in out["samples"]["daedal_gsm8k_local"]]

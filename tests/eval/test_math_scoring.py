@@ -50,39 +50,40 @@ def test_gsm8k_target_is_the_text_after_the_marker():
 
 # -- normalisation, one rule at a time (paper-results §5, step 2) ----------------------
 
+
 @pytest.mark.parametrize(
     ("raw", "expected"),
     [
-        ("  42 \n", "42"),                                   # strip
-        ("1,234", "1234"),                                   # thousands commas
+        ("  42 \n", "42"),  # strip
+        ("1,234", "1234"),  # thousands commas
         ("1,234,567", "1234567"),
-        ("(1,2)", "(1,2)"),                                  # not a thousands group: kept
-        ("4\n2", "42"),                                      # newlines
-        ("10\\!000", "10000"),                               # \!
-        ("\\\\frac{1}{3}", "\\frac{1}{3}"),                  # \\ -> \
-        ("\\tfrac{1}{3}", "\\frac{1}{3}"),                   # tfrac
-        ("\\dfrac{2}{3}", "\\frac{2}{3}"),                   # dfrac
-        ("\\left(3, 4\\right)", "(3,4)"),                    # \left \right
-        ("90^\\circ", "90"),                                 # degrees
+        ("(1,2)", "(1,2)"),  # not a thousands group: kept
+        ("4\n2", "42"),  # newlines
+        ("10\\!000", "10000"),  # \!
+        ("\\\\frac{1}{3}", "\\frac{1}{3}"),  # \\ -> \
+        ("\\tfrac{1}{3}", "\\frac{1}{3}"),  # tfrac
+        ("\\dfrac{2}{3}", "\\frac{2}{3}"),  # dfrac
+        ("\\left(3, 4\\right)", "(3,4)"),  # \left \right
+        ("90^\\circ", "90"),  # degrees
         ("90^{\\circ}", "90"),
-        ("\\$18", "18"),                                     # \$
-        ("50\\%", "50"),                                     # \%
-        ("10\\text{ cm}", "10"),                             # trailing unit
-        ("\\text{Evelyn}", "\\text{Evelyn}"),                # no space after the brace: not a unit
-        (".25", "0.25"),                                     # leading .
-        ("3 .25", "30.25"),                                  # " ." -> " 0." (then spaces go)
-        ("x=5", "5"),                                        # short left side
+        ("\\$18", "18"),  # \$
+        ("50\\%", "50"),  # \%
+        ("10\\text{ cm}", "10"),  # trailing unit
+        ("\\text{Evelyn}", "\\text{Evelyn}"),  # no space after the brace: not a unit
+        (".25", "0.25"),  # leading .
+        ("3 .25", "30.25"),  # " ." -> " 0." (then spaces go)
+        ("x=5", "5"),  # short left side
         ("k = 7", "7"),
-        ("abc=5", "abc=5"),                                  # long left side: kept
-        ("\\sqrt2", "\\sqrt{2}"),                            # \sqrtX
+        ("abc=5", "abc=5"),  # long left side: kept
+        ("\\sqrt2", "\\sqrt{2}"),  # \sqrtX
         ("3\\sqrt{13}", "3\\sqrt{13}"),
-        ("p - q", "p-q"),                                    # spaces
-        ("\\frac12", "\\frac{1}{2}"),                        # \fracab
+        ("p - q", "p-q"),  # spaces
+        ("\\frac12", "\\frac{1}{2}"),  # \fracab
         ("\\frac1{72}", "\\frac{1}{72}"),
-        ("0.5", "\\frac{1}{2}"),                             # 0.5
+        ("0.5", "\\frac{1}{2}"),  # 0.5
         (".5", "\\frac{1}{2}"),
-        ("3/4", "\\frac{3}{4}"),                             # a/b
-        ("x/4", "x/4"),                                      # not two integers: kept
+        ("3/4", "\\frac{3}{4}"),  # a/b
+        ("x/4", "x/4"),  # not two integers: kept
         ("1/2/3", "1/2/3"),
         ("", ""),
     ],
@@ -94,8 +95,8 @@ def test_normalisation_rule(raw, expected):
 @pytest.mark.parametrize(
     ("prediction", "target", "same"),
     [
-        ("18.0", "18", True),            # numeric comparison
-        ("18.0000001", "18", True),      # within 1e-6
+        ("18.0", "18", True),  # numeric comparison
+        ("18.0000001", "18", True),  # within 1e-6
         ("18.01", "18", False),
         ("1,000", "1000", True),
         ("\\frac12", "\\dfrac{1}{2}", True),
@@ -113,6 +114,7 @@ def test_equivalence(prediction, target, same):
 
 
 # -- extraction edge cases --------------------------------------------------------------
+
 
 def test_no_boxed_uses_the_whole_text():
     text = "The answer is 42"

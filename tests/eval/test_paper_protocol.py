@@ -27,12 +27,12 @@ def _math_verdicts(text: str, target: str) -> tuple[bool, bool]:
 
 # (generation, target, paper verdict, default verdict): the quirks, then cases both agree on.
 MATH_CASES = [
-    ("\\fbox{72}", "72", False, True),                        # paper never unwraps \fbox
-    ("\\boxed{1,2345}", "12345", True, False),                # paper drops any comma before 3 digits
-    ("\\boxed{5\\text{ m}\\text{ s}}", "5", False, True),     # paper cuts a unit only when there is one
-    ("\\boxed{0.5/2}", "\\frac{0.5}{2}", True, False),        # paper: a/b for any floats
+    ("\\fbox{72}", "72", False, True),  # paper never unwraps \fbox
+    ("\\boxed{1,2345}", "12345", True, False),  # paper drops any comma before 3 digits
+    ("\\boxed{5\\text{ m}\\text{ s}}", "5", False, True),  # paper cuts a unit only when there is one
+    ("\\boxed{0.5/2}", "\\frac{0.5}{2}", True, False),  # paper: a/b for any floats
     ("\\boxed{1e3/2}", "\\frac{1e3}{2}", True, False),
-    ("\\boxed{0.000001}", "0", False, True),                  # paper: strictly below 1e-6
+    ("\\boxed{0.000001}", "0", False, True),  # paper: strictly below 1e-6
     ("\\boxed{1,234}", "1234", True, True),
     ("\\boxed{(1,2)}", "(1,2)", True, True),
     ("\\boxed{10\\text{ cm}}", "10", True, True),
@@ -42,8 +42,8 @@ MATH_CASES = [
     ("\\boxed{.5}", "\\frac12", True, True),
     ("\\boxed{\\dfrac{1}{2}}", "\\frac12", True, True),
     ("\\boxed{90^\\circ}", "90", True, True),
-    ("<answer>42</answer> \\boxed{4", "42", True, True),     # unclosed braces: the answer tag
-    ("the answer is 42", "42", False, False),                 # no command: the whole text
+    ("<answer>42</answer> \\boxed{4", "42", True, True),  # unclosed braces: the answer tag
+    ("the answer is 42", "42", False, False),  # no command: the whole text
     ("42", "42", True, True),
     ("", "42", False, False),
     ("\\boxed{a}\\boxed{b}", "b", True, True),
@@ -104,10 +104,17 @@ def test_math500_gold_100_perturbed_0_in_the_paper_protocol(math500_path):
 
 # -- code --------------------------------------------------------------------------------
 
-HE_DOC = {"prompt": 'def f(x):\n    """Add one."""\n', "entry_point": "f",
-          "test": "def check(candidate):\n    assert candidate(1) == 2\n"}
-MB_DOC = {"task_id": 1, "text": "Add one.", "test_list": ["assert f(1) == 2", "assert f(2) == 3", "assert f(3) == 4"],
-          "test_setup_code": "import math"}
+HE_DOC = {
+    "prompt": 'def f(x):\n    """Add one."""\n',
+    "entry_point": "f",
+    "test": "def check(candidate):\n    assert candidate(1) == 2\n",
+}
+MB_DOC = {
+    "task_id": 1,
+    "text": "Add one.",
+    "test_list": ["assert f(1) == 2", "assert f(2) == 3", "assert f(3) == 4"],
+    "test_setup_code": "import math",
+}
 
 
 def _fenced(code: str) -> str:
@@ -122,7 +129,12 @@ def _code_verdicts(suite_cls, doc, text) -> tuple[bool, bool]:
 CODE_CASES = [
     # names used only through an attribute are not dependencies for the paper's sanitiser
     (HumanEval, _fenced("SEP = ','\ndef f(x):\n    return len(SEP.join(['a'])) + x\n"), False, True),
-    (HumanEval, _fenced("class S:\n    def g(self, x):\n        return x + 1\ndef f(x):\n    return S().g(x)\n"), False, True),
+    (
+        HumanEval,
+        _fenced("class S:\n    def g(self, x):\n        return x + 1\ndef f(x):\n    return S().g(x)\n"),
+        False,
+        True,
+    ),
     # tuple and annotated module constants are dropped by the paper
     (HumanEval, _fenced("A, B = 1, 2\ndef f(x):\n    return x + A\n"), False, True),
     (HumanEval, _fenced("A: int = 1\ndef f(x):\n    return x + A\n"), False, True),
@@ -136,7 +148,7 @@ CODE_CASES = [
     (HumanEval, _fenced("def f(x):\n    return x + 1\n"), True, True),
     (MBPP, _fenced("def f(x):\n    return x + 1\n"), True, True),
     (HumanEval, _fenced("def helper(x):\n    return x + 1\ndef f(x):\n    return helper(x)\n"), True, True),
-    (MBPP, _fenced("def f(x):\n\treturn x + 1\n"), True, True),                     # tabs
+    (MBPP, _fenced("def f(x):\n\treturn x + 1\n"), True, True),  # tabs
     (HumanEval, _fenced("def f(x):\n    return x + 1\ndef f(x):\n    print(x)\n"), True, True),  # no return: dropped
     (HumanEval, "<reasoning>\nno code at all\n</reasoning>", False, False),
 ]
@@ -166,7 +178,9 @@ def test_a_program_that_sleeps_4_seconds_passes_only_in_the_default_protocol():
 
 
 def test_the_paper_sanitiser_re_emits_code_imports_first_without_comments():
-    program = paper_code.sanitize("def f(x):\n    # why\n    return math.floor(x)\nimport math\n", "f", require_return=True)
+    program = paper_code.sanitize(
+        "def f(x):\n    # why\n    return math.floor(x)\nimport math\n", "f", require_return=True
+    )
     assert program == "import math\ndef f(x):\n    return math.floor(x)"
 
 
@@ -178,7 +192,9 @@ def test_a_redefined_name_keeps_the_last_body_at_the_first_place():
 def test_mbpp_keeps_every_definition_when_the_entry_point_is_not_defined():
     code = "class K:\n    def f(self):\n        return 1\nZ = 3\n"
     assert paper_code.mbpp_entry_point(code) == "f"  # the indented method's name
-    assert paper_code.sanitize(code, "f", require_return=False) == "class K:\n\n    def f(self):\n        return 1\nZ = 3"
+    assert (
+        paper_code.sanitize(code, "f", require_return=False) == "class K:\n\n    def f(self):\n        return 1\nZ = 3"
+    )
 
 
 def test_longest_valid_code_counts_non_blank_lines_and_keeps_the_earliest():
@@ -236,8 +252,25 @@ def test_a_run_is_rescored_in_the_other_protocol(tmp_path):
     data = tmp_path / "math.jsonl"
     data.write_text(json.dumps({"problem": "q", "answer": "72"}) + "\n")
     out = tmp_path / "run"
-    assert main(["run", "--suite", "math500", "--data", str(data), "--model", "fake",
-                 "--policy", "llada-decoding:gen_length=8", "--output", str(out), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--suite",
+                "math500",
+                "--data",
+                str(data),
+                "--model",
+                "fake",
+                "--policy",
+                "llada-decoding:gen_length=8",
+                "--output",
+                str(out),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     samples = out / "samples.jsonl"
     record = read_records(samples)[0]
     samples.write_text(json.dumps({**record, "text": "\\fbox{72}"}) + "\n")

@@ -71,8 +71,9 @@ def test_window_settings_are_checked():
 
 def test_text_file_perplexity_per_document_and_overall(text_file, tmp_path):
     adapter = FakeAdapter()
-    summary = run_perplexity(adapter, PerplexityData(path=text_file), tmp_path / "run", mc_num=32, batch_size=8,
-                             window=6, progress=False)
+    summary = run_perplexity(
+        adapter, PerplexityData(path=text_file), tmp_path / "run", mc_num=32, batch_size=8, window=6, progress=False
+    )
     records = [json.loads(line) for line in (tmp_path / "run" / "samples.jsonl").read_text().splitlines()]
     assert [r["tokens"] for r in records] == [len(t.split()) for t in TEXTS]
     for record, text in zip(records, TEXTS, strict=True):
@@ -91,8 +92,10 @@ def test_text_file_perplexity_per_document_and_overall(text_file, tmp_path):
 def test_jsonl_conditional_documents_score_the_answer_given_the_prompt(tmp_path):
     adapter = FakeAdapter()
     data = tmp_path / "qa.jsonl"
-    data.write_text(json.dumps({"prompt": "sort 9 8 7", "answer": "7 8 9"}) + "\n"
-                    + json.dumps({"text": "x y z"}) + "\n", encoding="utf-8")
+    data.write_text(
+        json.dumps({"prompt": "sort 9 8 7", "answer": "7 8 9"}) + "\n" + json.dumps({"text": "x y z"}) + "\n",
+        encoding="utf-8",
+    )
     run_perplexity(adapter, PerplexityData(path=data), tmp_path / "run", exact=True, progress=False)
     first, second = [json.loads(line) for line in (tmp_path / "run" / "samples.jsonl").read_text().splitlines()]
     prompt = adapter.encode(["sort 9 8 7"])[0]
@@ -113,8 +116,9 @@ def test_a_killed_run_resumes_where_it_stopped(text_file, tmp_path):
     assert 0 < adapter.rows <= 2 * 16  # only the two lost documents (one window each) ran
     with pytest.raises(ConfigError, match="different 'estimator'"):
         run_perplexity(FakeAdapter(), PerplexityData(path=text_file), out, **{**settings, "mc_num": 32})
-    assert run_perplexity(FakeAdapter(), PerplexityData(path=text_file), out, **{**settings, "mc_num": 32},
-                          overwrite=True)["complete"]
+    assert run_perplexity(
+        FakeAdapter(), PerplexityData(path=text_file), out, **{**settings, "mc_num": 32}, overwrite=True
+    )["complete"]
 
 
 def test_bad_data_is_a_clear_error(tmp_path):
@@ -127,8 +131,10 @@ def test_bad_data_is_a_clear_error(tmp_path):
 
 
 def test_aggregate_is_token_weighted():
-    records = [{"tokens": 2, "log_likelihood": -2.0, "stderr": 0.3, "ppl": math.e},
-               {"tokens": 8, "log_likelihood": -4.0, "stderr": 0.4, "ppl": math.exp(0.5)}]
+    records = [
+        {"tokens": 2, "log_likelihood": -2.0, "stderr": 0.3, "ppl": math.e},
+        {"tokens": 8, "log_likelihood": -4.0, "stderr": 0.4, "ppl": math.exp(0.5)},
+    ]
     m = aggregate(records)
     assert m["nll"] == pytest.approx(0.6) and m["ppl"] == pytest.approx(math.exp(0.6))
     assert m["stderr"] == pytest.approx(0.5) and m["nll_stderr"] == pytest.approx(0.05)
@@ -141,12 +147,45 @@ def test_daedal_eval_ppl_command(text_file, tmp_path, capsys):
     from daedal.eval.cli import main
 
     out = tmp_path / "cli"
-    code = main(["ppl", "--data", str(text_file), "--model", "fake", "--mc-num", "16", "--batch-size", "8",
-                 "--window", "6", "--output", str(out), "--no-progress"])
+    code = main(
+        [
+            "ppl",
+            "--data",
+            str(text_file),
+            "--model",
+            "fake",
+            "--mc-num",
+            "16",
+            "--batch-size",
+            "8",
+            "--window",
+            "6",
+            "--output",
+            str(out),
+            "--no-progress",
+        ]
+    )
     assert code == 0
     printed = capsys.readouterr().out
     summary = json.loads((out / "summary.json").read_text())
     assert f"ppl={summary['metrics']['ppl']:.3f}" in printed
-    assert main(["ppl", "--data", str(text_file), "--model", "fake", "--mc-num", "10", "--batch-size", "8",
-                 "--output", str(tmp_path / "bad"), "--no-progress"]) == 2
+    assert (
+        main(
+            [
+                "ppl",
+                "--data",
+                str(text_file),
+                "--model",
+                "fake",
+                "--mc-num",
+                "10",
+                "--batch-size",
+                "8",
+                "--output",
+                str(tmp_path / "bad"),
+                "--no-progress",
+            ]
+        )
+        == 2
+    )
     assert "`mc_num` must be a positive multiple of `batch_size`" in capsys.readouterr().err

@@ -45,8 +45,25 @@ def test_synthetic_suite_on_the_bundled_model_agrees_with_its_quality_tool(tmp_p
         pytest.skip("the bundled checkpoint is not shipped in this checkout yet")
     from daedal.eval.cli import main
 
-    assert main(["run", "--suite", "synthetic", "--suite-arg", "n_per_family=2", "--model", "bundled",
-                 "--policy", "daedal", "--output", str(tmp_path), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--suite",
+                "synthetic",
+                "--suite-arg",
+                "n_per_family=2",
+                "--model",
+                "bundled",
+                "--policy",
+                "daedal",
+                "--output",
+                str(tmp_path),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     records = read_records(tmp_path / "samples.jsonl")
     assert len(records) == 8
     # The same prompts through the model package's own evaluation must give the same outputs.

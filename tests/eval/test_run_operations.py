@@ -24,7 +24,9 @@ N = 8
 
 
 def _sampling_engine(temperature: float = 0.9, **adapter) -> Engine:
-    return Engine(FakeAdapter(**adapter), [LLaDADecoding(gen_length=16, steps=16, block_length=8, temperature=temperature)])
+    return Engine(
+        FakeAdapter(**adapter), [LLaDADecoding(gen_length=16, steps=16, block_length=8, temperature=temperature)]
+    )
 
 
 def _texts(directory) -> dict[int, str]:
@@ -81,15 +83,23 @@ def test_reference_compat_records_its_batch_dependence_and_warns_off_the_paper_s
     default = tmp_path / "default"
     run_suite(_sampling_engine(), suite, default, progress=False)
     assert load_manifest(default)["randomness"] == {
-        "mode": "per-sample", "seed": "sample_seed(seed, index)", "batch_dependent": False,
+        "mode": "per-sample",
+        "seed": "sample_seed(seed, index)",
+        "batch_dependent": False,
     }
 
 
 def test_a_second_runner_on_the_directory_is_refused_naming_the_holder(tmp_path, suite, subprocess_env):
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time\nfrom daedal.eval.lock import RunLock\n"
-         f"with RunLock({str(tmp_path)!r}):\n    print('locked', flush=True)\n    time.sleep(60)\n"],
-        stdout=subprocess.PIPE, text=True, env=subprocess_env,
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\nfrom daedal.eval.lock import RunLock\n"
+            f"with RunLock({str(tmp_path)!r}):\n    print('locked', flush=True)\n    time.sleep(60)\n",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=subprocess_env,
     )
     try:
         assert holder.stdout.readline().strip() == "locked"
@@ -154,7 +164,9 @@ def test_every_prompt_must_fit_before_the_first_sample(tmp_path, gsm8k_path):
     lengths = [len(p) for p in (FakeAdapter().encode([suite.user_message(d)])[0] for d in suite.load())]
     # a model just long enough for the shortest prompts: the longest do not fit
     engine = Engine(FakeAdapter(max_length=min(lengths) + 40), [LLaDADecoding(gen_length=16, steps=16, block_length=8)])
-    with pytest.raises(ConfigError, match=r"prompt\(s\) of suite 'gsm8k' do not fit: problem \d+ has \d+ prompt tokens \+ 16"):
+    with pytest.raises(
+        ConfigError, match=r"prompt\(s\) of suite 'gsm8k' do not fit: problem \d+ has \d+ prompt tokens \+ 16"
+    ):
         run_suite(engine, suite, tmp_path, progress=False)
     assert not (tmp_path / "samples.jsonl").exists() or not (tmp_path / "samples.jsonl").read_bytes()
 
@@ -234,11 +246,40 @@ def test_a_one_process_accelerate_launch_asked_for_two_is_refused(monkeypatch):
 
 def test_accelerate_launch_cpu_with_two_processes_exits_with_the_error(tmp_path, gsm8k_path, subprocess_env):
     done = subprocess.run(
-        [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2", "--num_machines", "1",
-         "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "daedal.eval", "run", "--suite", "gsm8k",
-         "--data", str(gsm8k_path), "--limit", "2", "--model", "fake", "--policy", "llada-decoding:gen_length=16",
-         "--output", str(tmp_path / "run"), "--no-progress"],
-        capture_output=True, text=True, timeout=300, env=subprocess_env,
+        [
+            sys.executable,
+            "-m",
+            "accelerate.commands.launch",
+            "--cpu",
+            "--num_processes",
+            "2",
+            "--num_machines",
+            "1",
+            "--mixed_precision",
+            "no",
+            "--dynamo_backend",
+            "no",
+            "-m",
+            "daedal.eval",
+            "run",
+            "--suite",
+            "gsm8k",
+            "--data",
+            str(gsm8k_path),
+            "--limit",
+            "2",
+            "--model",
+            "fake",
+            "--policy",
+            "llada-decoding:gen_length=16",
+            "--output",
+            str(tmp_path / "run"),
+            "--no-progress",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=subprocess_env,
     )
     assert done.returncode != 0
     assert "asked for several processes (--num_processes > 1) but started one" in done.stderr
@@ -251,9 +292,28 @@ def test_sigterm_stops_a_run_after_writing_its_summary(tmp_path, gsm8k_path, sub
 
     out = tmp_path / "run"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "daedal.eval", "run", "--suite", "gsm8k", "--data", str(gsm8k_path), "--limit", "40",
-         "--model", "fake", "--policy", "llada-decoding:gen_length=256", "--output", str(out), "--no-progress"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=subprocess_env,
+        [
+            sys.executable,
+            "-m",
+            "daedal.eval",
+            "run",
+            "--suite",
+            "gsm8k",
+            "--data",
+            str(gsm8k_path),
+            "--limit",
+            "40",
+            "--model",
+            "fake",
+            "--policy",
+            "llada-decoding:gen_length=256",
+            "--output",
+            str(out),
+            "--no-progress",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=subprocess_env,
     )
     samples = out / "samples.jsonl"
     for _ in range(1200):

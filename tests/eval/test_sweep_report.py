@@ -18,8 +18,15 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 def _rows():
     def m(acc, n_token, e_ratio):
-        return {"n": 4, "accuracy": acc, "n_token": n_token, "e_token": n_token * e_ratio / 100, "e_ratio": e_ratio,
-                "forward_passes": n_token, "expansions": 0.0}
+        return {
+            "n": 4,
+            "accuracy": acc,
+            "n_token": n_token,
+            "e_token": n_token * e_ratio / 100,
+            "e_ratio": e_ratio,
+            "forward_passes": n_token,
+            "expansions": 0.0,
+        }
 
     return [
         {"length": 64, "metrics": m(20.0, 64.0, 50.0)},
@@ -47,8 +54,15 @@ def test_sweep_runs_each_length_and_daedal_then_reports(tmp_path, gsm8k_path):
     engine = Engine(FakeAdapter(eos_bias=2.0))
     suite = GSM8K(path=gsm8k_path, limit=3)
     variable = [FixedLength(gen_length=20)]  # stands in for DAEDAL: any policy list works
-    rows = sweep(engine, suite, tmp_path, lengths=[8, 16], daedal=variable,
-                 fixed_policies=lambda n: [FixedLength(gen_length=n)], progress=False)
+    rows = sweep(
+        engine,
+        suite,
+        tmp_path,
+        lengths=[8, 16],
+        daedal=variable,
+        fixed_policies=lambda n: [FixedLength(gen_length=n)],
+        progress=False,
+    )
     assert [r["length"] for r in rows] == [8, 16, None]
     assert [r["metrics"]["n_token"] for r in rows] == [8.0, 16.0, 20.0]
     for name in ("fixed-8", "fixed-16", "daedal"):
@@ -63,8 +77,9 @@ def test_sweep_runs_each_length_and_daedal_then_reports(tmp_path, gsm8k_path):
 
 def test_sweep_default_baseline_uses_llada_block_decoding(tmp_path, gsm8k_path):
     engine = Engine(FakeAdapter(eos_bias=2.0))
-    rows = sweep(engine, GSM8K(path=gsm8k_path, limit=2), tmp_path, lengths=[64], block_length=32, daedal=None,
-                 progress=False)
+    rows = sweep(
+        engine, GSM8K(path=gsm8k_path, limit=2), tmp_path, lengths=[64], block_length=32, daedal=None, progress=False
+    )
     assert rows[0]["metrics"]["forward_passes"] == 64.0  # steps = length
     manifest = json.loads((tmp_path / "fixed-64" / "manifest.json").read_text())
     params = {k: v for p in manifest["policies"] for k, v in p["params"].items()}
@@ -86,8 +101,15 @@ def test_the_sweep_baseline_runs_in_reference_compat_mode_and_the_spec_spelling_
 
     engine = Engine(FakeAdapter(eos_bias=2.0))
     with pytest.warns(RuntimeWarning, match="reference_compat results depend on the scale-out"):
-        sweep(engine, GSM8K(path=gsm8k_path, limit=2), tmp_path, lengths=[16], daedal=None,
-              fixed_params={"reference_compat": True}, progress=False)
+        sweep(
+            engine,
+            GSM8K(path=gsm8k_path, limit=2),
+            tmp_path,
+            lengths=[16],
+            daedal=None,
+            fixed_params={"reference_compat": True},
+            progress=False,
+        )
     manifest = json.loads((tmp_path / "fixed-16" / "manifest.json").read_text())
     assert [p["type"].rsplit(".", 1)[-1] for p in manifest["policies"]][0] == "LeftPaddedFixedLength"
     assert manifest["randomness"]["batch_dependent"] is True
@@ -99,8 +121,15 @@ def test_report_works_on_a_sweep_killed_before_its_summaries(tmp_path, gsm8k_pat
     from daedal.eval.cli import main
 
     engine = Engine(FakeAdapter(eos_bias=2.0))
-    sweep(engine, GSM8K(path=gsm8k_path, limit=2), tmp_path, lengths=[8, 16], daedal=None,
-          fixed_policies=lambda n: [FixedLength(gen_length=n)], progress=False)
+    sweep(
+        engine,
+        GSM8K(path=gsm8k_path, limit=2),
+        tmp_path,
+        lengths=[8, 16],
+        daedal=None,
+        fixed_policies=lambda n: [FixedLength(gen_length=n)],
+        progress=False,
+    )
     (tmp_path / "fixed-16" / "summary.json").unlink()  # as if killed before it was written
     assert main(["report", str(tmp_path)]) == 0
     assert "| L=16 |" in capsys.readouterr().out

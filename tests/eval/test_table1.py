@@ -66,7 +66,9 @@ def test_daedal_uses_the_checkpoints_recommended_settings(paper_dir):
     from daedal.models import bundled
 
     recommended = bundled.daedal_settings()
-    params = {k: v for p in load_manifest(paper_dir / "synthetic" / "daedal")["policies"] for k, v in p["params"].items()}
+    params = {
+        k: v for p in load_manifest(paper_dir / "synthetic" / "daedal")["policies"] for k, v in p["params"].items()
+    }
     assert params["max_gen_length"] == recommended["max_gen_length"]
     assert params["initial_gen_length"] == recommended["initial_gen_length"]
 
@@ -97,15 +99,28 @@ def test_rescoring_a_cell_in_the_paper_protocol(paper_dir):
 
 def test_the_average_column_is_the_mean_over_benchmarks_and_best_is_bold():
     def cell(acc, ratio, n=10):
-        return {"accuracy": acc, "e_ratio": ratio, "n": n, "n_token": 50.0, "e_token": 25.0, "forward_passes": 20.0,
-                "total_wall_time": 2.0, "tokens_per_s": 250.0, "complete": True}
+        return {
+            "accuracy": acc,
+            "e_ratio": ratio,
+            "n": n,
+            "n_token": 50.0,
+            "e_token": 25.0,
+            "forward_passes": 20.0,
+            "total_wall_time": 2.0,
+            "tokens_per_s": 250.0,
+            "complete": True,
+        }
 
     paper = {
         "grid": {"model": {"model": "m"}, "reference_compat": True, "seed": 0, "batch_size": 8},
         "suites": ["gsm8k", "math500"],
         "methods": ["fixed-64", "daedal"],
-        "cells": {("fixed-64", "gsm8k"): cell(80.0, 30.0), ("fixed-64", "math500"): cell(30.0, 50.0),
-                  ("daedal", "gsm8k"): cell(85.0, 70.0), ("daedal", "math500"): {**cell(40.0, 60.0), "complete": False}},
+        "cells": {
+            ("fixed-64", "gsm8k"): cell(80.0, 30.0),
+            ("fixed-64", "math500"): cell(30.0, 50.0),
+            ("daedal", "gsm8k"): cell(85.0, 70.0),
+            ("daedal", "math500"): {**cell(40.0, 60.0), "complete": False},
+        },
     }
     lines = table1_markdown(paper).splitlines()
     fixed, daedal = (line.split(" | ") for line in lines[2:4])

@@ -170,7 +170,9 @@ def test_unreadable_weight_file_names_the_file(llada_dir, tmp_path, damage):
     d = _copy(llada_dir, tmp_path / "c")
     path = d / "model.safetensors"
     data = path.read_bytes()
-    path.write_bytes({"empty": b"", "truncated": data[: len(data) // 2], "garbage": b"\x00not a safetensors file" * 64}[damage])
+    path.write_bytes(
+        {"empty": b"", "truncated": data[: len(data) // 2], "garbage": b"\x00not a safetensors file" * 64}[damage]
+    )
     with pytest.raises(AdapterError) as err:
         LLaDA.from_pretrained(d)
     assert str(path) in str(err.value) and "cannot be read as safetensors" in str(err.value)

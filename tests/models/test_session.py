@@ -90,9 +90,17 @@ def test_after_an_insertion_the_shifted_keys_equal_a_fresh_computation(llada):
                 moved = event.after.columns != src
                 seen.append((event.after.tokens.clone(), keep, keep & moved, [t.clone() for t in session.store]))
 
-    daedal = Daedal(initial_gen_length=16, max_gen_length=64, block_length=8, eos_check_tokens=8,
-                    low_conf_threshold=0.9, expand_eos_confidence_threshold=1.0, eos_confidence_threshold=0.0,
-                    expansion_factor=4, cache="dual")
+    daedal = Daedal(
+        initial_gen_length=16,
+        max_gen_length=64,
+        block_length=8,
+        eos_check_tokens=8,
+        low_conf_threshold=0.9,
+        expand_eos_confidence_threshold=1.0,
+        eos_confidence_threshold=0.0,
+        expansion_factor=4,
+        cache="dual",
+    )
     Engine(llada, [daedal, Spy()]).generate([[5, 6, 7, 8], [9, 10]])
     assert seen, "no insertion happened"
     block = llada.model.transformer.blocks[0]
@@ -146,6 +154,8 @@ def test_native_caches_match_a_per_row_transcription_of_fast_dllm(adapter, mode,
         policy = FastDllm(gen_length=12, block_length=4, threshold=0.02, cache=mode)
         params = dict(threshold=0.02)
     result = Engine(adapter, [policy]).generate(prompts)
-    expected, passes = cached_reference(NativeOracle(adapter), prompts, gen_length=12, block_length=4, mode=mode, **params)
+    expected, passes = cached_reference(
+        NativeOracle(adapter), prompts, gen_length=12, block_length=4, mode=mode, **params
+    )
     assert result.tokens == expected
     assert result.stats.forward_passes == max(passes)

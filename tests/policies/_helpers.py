@@ -25,15 +25,23 @@ def canvas_vocab(canvas: Canvas) -> int:
     return canvas.mask_id + 1
 
 
-def canvas_of(rows: list[list[int]], prompt_len: list[int], *, mask_id: int, pad_id: int = 0, max_length=None) -> Canvas:
+def canvas_of(
+    rows: list[list[int]], prompt_len: list[int], *, mask_id: int, pad_id: int = 0, max_length=None
+) -> Canvas:
     """A canvas from explicit rows (each up to its length)."""
     width = max(len(r) for r in rows)
     tokens = torch.full((len(rows), width), pad_id, dtype=torch.long)
     for i, r in enumerate(rows):
         tokens[i, : len(r)] = torch.tensor(r)
     length = torch.tensor([len(r) for r in rows])
-    mx = length.clone() if max_length is None else torch.as_tensor(max_length, dtype=torch.long).expand(len(rows)).clone()
-    return Canvas(tokens=tokens, prompt_len=torch.tensor(prompt_len), length=length, max_length=mx, mask_id=mask_id, pad_id=pad_id)
+    mx = (
+        length.clone()
+        if max_length is None
+        else torch.as_tensor(max_length, dtype=torch.long).expand(len(rows)).clone()
+    )
+    return Canvas(
+        tokens=tokens, prompt_len=torch.tensor(prompt_len), length=length, max_length=mx, mask_id=mask_id, pad_id=pad_id
+    )
 
 
 def prediction_from_probs(probs: torch.Tensor) -> Prediction:
@@ -42,7 +50,9 @@ def prediction_from_probs(probs: torch.Tensor) -> Prediction:
     return Prediction.greedy(torch.log(probs))
 
 
-def peaked(batch: int, width: int, vocab: int, spec: dict[tuple[int, int], tuple[int, float]], filler: int = 4) -> torch.Tensor:
+def peaked(
+    batch: int, width: int, vocab: int, spec: dict[tuple[int, int], tuple[int, float]], filler: int = 4
+) -> torch.Tensor:
     """``[B, T, V]`` probabilities: at (row, col) in ``spec`` token ``t`` has probability ``p``
     and the rest is spread evenly; elsewhere ``filler`` has probability 0.97."""
     probs = torch.full((batch, width, vocab), 0.03 / (vocab - 1))

@@ -8,8 +8,15 @@ from daedal.core import ConfigError, Engine
 from daedal.policies import Budget, Daedal, LLaDADecoding
 from tests.policies.oracles.models import toy_adapter
 
-DAEDAL = dict(initial_gen_length=8, max_gen_length=200, block_length=8, eos_check_tokens=8, expansion_factor=4,
-              high_conf_threshold=0.9, low_conf_threshold=0.3)
+DAEDAL = dict(
+    initial_gen_length=8,
+    max_gen_length=200,
+    block_length=8,
+    eos_check_tokens=8,
+    expansion_factor=4,
+    high_conf_threshold=0.9,
+    low_conf_threshold=0.3,
+)
 PROMPTS = [[4, 5], [6, 7, 8, 9], [10]]
 
 
@@ -69,7 +76,9 @@ def test_an_unbound_run_reports_no_budget():
     assert "budget" not in result.info
 
 
-@pytest.mark.parametrize("params", [dict(), dict(max_forward_passes=0), dict(deadline_s=-1.0), dict(max_new_tokens=1.5)])
+@pytest.mark.parametrize(
+    "params", [dict(), dict(max_forward_passes=0), dict(deadline_s=-1.0), dict(max_new_tokens=1.5)]
+)
 def test_bad_budgets_are_config_errors(params):
     with pytest.raises(ConfigError):
         Budget(**params)

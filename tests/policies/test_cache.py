@@ -26,7 +26,9 @@ def test_llada_decoding_cache_matches_fast_dllm(mode, batch, seed):
     steps = rng.choice([16 // block * 2, 16 // block * 4, 16])
     adapter = cached_toy_adapter(seed=seed, sharpness=1.0)
     prompts = _prompts(rng, batch)
-    result = Engine(adapter, [LLaDADecoding(gen_length=16, steps=steps, block_length=block, cache=mode)]).generate(prompts)
+    result = Engine(adapter, [LLaDADecoding(gen_length=16, steps=steps, block_length=block, cache=mode)]).generate(
+        prompts
+    )
     expected, passes = cached_reference(
         adapter.model, prompts, gen_length=16, block_length=block, mode=mode, steps=steps
     )
@@ -41,7 +43,9 @@ def test_fast_dllm_cache_matches_fast_dllm(mode, batch, threshold):
     rng = random.Random(int(threshold * 100) + batch)
     adapter = cached_toy_adapter(seed=batch, sharpness=2.5)
     prompts = _prompts(rng, batch)
-    result = Engine(adapter, [FastDllm(gen_length=16, block_length=4, threshold=threshold, cache=mode)]).generate(prompts)
+    result = Engine(adapter, [FastDllm(gen_length=16, block_length=4, threshold=threshold, cache=mode)]).generate(
+        prompts
+    )
     expected, passes = cached_reference(
         adapter.model, prompts, gen_length=16, block_length=4, mode=mode, threshold=threshold
     )
@@ -66,7 +70,9 @@ def test_the_toy_cache_is_an_approximation():
         prompts = [[5, 6, 7], [8, 9]]
         plain = Engine(adapter, [LLaDADecoding(gen_length=16, steps=16, block_length=4)]).generate(prompts)
         for mode in ("prefix", "dual"):
-            cached = Engine(adapter, [LLaDADecoding(gen_length=16, steps=16, block_length=4, cache=mode)]).generate(prompts)
+            cached = Engine(adapter, [LLaDADecoding(gen_length=16, steps=16, block_length=4, cache=mode)]).generate(
+                prompts
+            )
             differs += cached.tokens != plain.tokens
     assert differs > 0
 
@@ -118,8 +124,19 @@ def test_cached_engines_side_by_side_and_in_threads_match_their_solo_runs():
     engines = {
         "dual": Engine(adapter, [LLaDADecoding(gen_length=16, steps=16, block_length=4, cache="dual")]),
         "prefix": Engine(adapter, [FastDllm(gen_length=16, block_length=4, threshold=0.5, cache="prefix")]),
-        "daedal": Engine(adapter, [Daedal(initial_gen_length=8, max_gen_length=32, block_length=4,
-                                          eos_check_tokens=8, low_conf_threshold=0.3, cache="dual")]),
+        "daedal": Engine(
+            adapter,
+            [
+                Daedal(
+                    initial_gen_length=8,
+                    max_gen_length=32,
+                    block_length=4,
+                    eos_check_tokens=8,
+                    low_conf_threshold=0.3,
+                    cache="dual",
+                )
+            ],
+        ),
     }
     solo = {name: e.generate(prompts).tokens for name, e in engines.items()}
     interleaved = {name: e.generate(prompts).tokens for name, e in reversed(list(engines.items()))}
@@ -157,8 +174,16 @@ def test_guidance_is_one_batched_forward_that_composes_with_sparse_logits_and_ca
     assert {shape[0] for _, shape in backend.calls} == {4}  # 2 x the batch
     assert result.stats.forward_passes == 2 * result.stats.steps  # two canvases of compute, as the oracle counts
     assert all(k < result.canvas.width for _, k in backend.heads)  # and still no whole-canvas logits
-    daedal = Daedal(initial_gen_length=8, max_gen_length=32, block_length=4, eos_check_tokens=4,
-                    low_conf_threshold=0.9, expand_eos_confidence_threshold=1.0, eos_confidence_threshold=0.0,
-                    cfg_scale=1.0, cache="dual")
+    daedal = Daedal(
+        initial_gen_length=8,
+        max_gen_length=32,
+        block_length=4,
+        eos_check_tokens=4,
+        low_conf_threshold=0.9,
+        expand_eos_confidence_threshold=1.0,
+        eos_confidence_threshold=0.0,
+        cfg_scale=1.0,
+        cache="dual",
+    )
     grown = Engine(adapter, [daedal]).generate([[5, 6], [7]])
     assert grown.stats.expansions > 0 and all(adapter.mask_id not in row for row in grown.tokens)

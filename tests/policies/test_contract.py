@@ -24,9 +24,17 @@ from daedal.policies.refine import Refine
 
 # Stage 1 stops well below max_gen_length on the contract's fake model (eos_confidence_threshold), and
 # low_conf_threshold lets stage 2 insert: the contract requires LowConfidenceExpand to act.
-SMALL = dict(initial_gen_length=8, max_gen_length=48, block_length=8, eos_check_tokens=8, expansion_factor=4,
-             high_conf_threshold=0.9, low_conf_threshold=0.7, expand_eos_confidence_threshold=0.8,
-             eos_confidence_threshold=0.05)
+SMALL = dict(
+    initial_gen_length=8,
+    max_gen_length=48,
+    block_length=8,
+    eos_check_tokens=8,
+    expansion_factor=4,
+    high_conf_threshold=0.9,
+    low_conf_threshold=0.7,
+    expand_eos_confidence_threshold=0.8,
+    eos_confidence_threshold=0.05,
+)
 
 
 class TestDaedal(PolicyContract):
@@ -50,8 +58,11 @@ class TestDaedalWithGuidance(PolicyContract):
 class TestStage1WithThresholdFill(PolicyContract):
     @pytest.fixture
     def policy(self):
-        return Parts(EosConfidenceLength(initial_gen_length=8, max_gen_length=32, eos_check_tokens=8),
-                     BlockPointer(block_length=8), ThresholdUnmask(threshold=0.8))
+        return Parts(
+            EosConfidenceLength(initial_gen_length=8, max_gen_length=32, eos_check_tokens=8),
+            BlockPointer(block_length=8),
+            ThresholdUnmask(threshold=0.8),
+        )
 
 
 class TestLLaDA(PolicyContract):

@@ -43,7 +43,9 @@ def test_reference_compat_matches_the_oracle_token_for_token(seed, batch):
     model, params, prompts = _case(seed, batch)
     adapter = toy_adapter(**model)
     result = Engine(adapter, policies=[Daedal(**params, reference_compat=True)]).generate(prompts)
-    expected, passes = daedal_reference(adapter.logits_fn, prompts, mask_id=adapter.mask_id, eos_id=adapter.eos_id, **params)
+    expected, passes = daedal_reference(
+        adapter.logits_fn, prompts, mask_id=adapter.mask_id, eos_id=adapter.eos_id, **params
+    )
     assert result.tokens == expected
     assert result.stats.forward_passes == passes
 

@@ -104,7 +104,9 @@ def test_fill_stays_inside_the_window():
     canvas = _block_canvas()
     probs = peaked(1, 8, V, {(0, c): (3, 0.99) for c in range(2, 8)})
     window = Window(start=torch.tensor([4]), end=torch.tensor([6]))
-    unmask = ThresholdUnmask(threshold=0.9).select_unmask(state_for(canvas, window=window), prediction_from_probs(probs))
+    unmask = ThresholdUnmask(threshold=0.9).select_unmask(
+        state_for(canvas, window=window), prediction_from_probs(probs)
+    )
     assert unmask.where[0].nonzero().flatten().tolist() == [4, 5]
 
 
@@ -244,8 +246,10 @@ def test_stage1_batch_maximum_test_in_reference_mode_and_per_row_stop_by_default
     # Row 5 needs 24 slots; row 6 is confident at 8 slots but only without padding.
     adapter = _eos_when_long({5: 24, 6: 8}, padding_sensitive={6})
     common = dict(initial_gen_length=8, max_gen_length=64, expansion_factor=8, eos_check_tokens=8)
+
     def policies(ref):
         return [EosConfidenceLength(**common, reference_compat=ref), ThresholdUnmask(threshold=0.5)]
+
     ref = Engine(adapter, policies=policies(True)).generate([[5], [6]])
     # Reference: row 6 stops at 8, resumes once padding appears, and grows while row 5 grows;
     # once row 5 stops, row 6 (16) would grow to 24 <= the batch maximum 24: the loop ends (Q2).

@@ -12,7 +12,10 @@ from tests.policies.oracles.fast_dllm_oracle import fast_dllm_reference
 from tests.policies.oracles.models import toy_adapter
 
 
-@pytest.mark.parametrize("rule", [dict(threshold=0.9), dict(threshold=0.5), dict(threshold=None, factor=1.0), dict(threshold=None, factor=2.5)])
+@pytest.mark.parametrize(
+    "rule",
+    [dict(threshold=0.9), dict(threshold=0.5), dict(threshold=None, factor=1.0), dict(threshold=None, factor=2.5)],
+)
 @pytest.mark.parametrize("batch", [1, 3, 8])
 def test_every_row_matches_the_batch_1_reference(rule, batch):
     rng = random.Random(batch)

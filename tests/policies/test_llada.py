@@ -35,7 +35,9 @@ def _case(seed: int, batch: int, reference_compat: bool):
 def test_matches_the_oracle_token_for_token(batch, reference_compat):
     params, prompts = _case(batch, batch, reference_compat)
     adapter = toy_adapter(seed=batch, sharpness=1.0)
-    result = Engine(adapter, policies=[LLaDADecoding(**params, reference_compat=reference_compat)]).generate(prompts, seed=3)
+    result = Engine(adapter, policies=[LLaDADecoding(**params, reference_compat=reference_compat)]).generate(
+        prompts, seed=3
+    )
     expected, passes = llada_reference(
         adapter.logits_fn,
         prompts,

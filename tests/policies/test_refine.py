@@ -64,9 +64,9 @@ def test_refinement_spends_extra_iterations_and_ends_without_masks(scope):
 
 def test_refinement_with_parallel_decoding():
     adapter = toy_adapter(seed=3, sharpness=2.0)
-    result = Engine(adapter, policies=[FastDllm(gen_length=16, block_length=8), Refine(iterations=3, tokens=2)]).generate(
-        [[4, 5]], record=True
-    )
+    result = Engine(
+        adapter, policies=[FastDllm(gen_length=16, block_length=8), Refine(iterations=3, tokens=2)]
+    ).generate([[4, 5]], record=True)
     assert sum(1 for e in result.trace.of_kind("step-finished") if any(e["remasked"][0])) == 3
     assert adapter.mask_id not in result.tokens[0]
 

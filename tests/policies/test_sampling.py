@@ -30,14 +30,18 @@ def test_suppressed_tokens_never_appear():
     adapter = toy_adapter(seed=0, sharpness=2.0)
     plain = Engine(adapter, policies=[LLaDADecoding(gen_length=16, steps=16, block_length=16)]).generate([[4, 5, 6]])
     banned = sorted(set(plain.tokens[0]))[:3]
-    engine = Engine(adapter, policies=[LLaDADecoding(gen_length=16, steps=16, block_length=16), SuppressTokens(ids=banned)])
+    engine = Engine(
+        adapter, policies=[LLaDADecoding(gen_length=16, steps=16, block_length=16), SuppressTokens(ids=banned)]
+    )
     result = engine.generate([[4, 5, 6]])
     assert not set(result.tokens[0]) & set(banned)
 
 
 def test_suppressing_the_mask_id_is_refused():
     adapter = toy_adapter(seed=0)
-    engine = Engine(adapter, policies=[LLaDADecoding(gen_length=8, steps=8, block_length=8), SuppressTokens(ids=[adapter.mask_id])])
+    engine = Engine(
+        adapter, policies=[LLaDADecoding(gen_length=8, steps=8, block_length=8), SuppressTokens(ids=[adapter.mask_id])]
+    )
     with pytest.raises(ConfigError, match="mask id"):
         engine.generate([[4]])
 
@@ -78,8 +82,15 @@ def test_guidance_combines_conditional_and_unconditional_logits():
 
 def test_guidance_works_across_daedal_length_changes():
     adapter = toy_adapter(seed=2)
-    daedal = Daedal(initial_gen_length=8, max_gen_length=48, block_length=8, eos_check_tokens=8, expansion_factor=4,
-                    low_conf_threshold=0.3, cfg_scale=1.0)
+    daedal = Daedal(
+        initial_gen_length=8,
+        max_gen_length=48,
+        block_length=8,
+        eos_check_tokens=8,
+        expansion_factor=4,
+        low_conf_threshold=0.3,
+        cfg_scale=1.0,
+    )
     result = Engine(adapter, policies=[daedal]).generate([[4, 5], [6, 7, 8, 9]])
     assert result.stats.expansions > 0 or len(set(result.lengths)) > 1 or result.lengths[0] != 8 + 4
     assert all(adapter.mask_id not in row for row in result.tokens)

@@ -35,8 +35,15 @@ class Dense:
 
 
 def _decoders(block: int, eos_window: int) -> list[list[object]]:
-    daedal = dict(initial_gen_length=8, max_gen_length=40, block_length=block, eos_check_tokens=eos_window,
-                  expansion_factor=4, low_conf_threshold=0.2, high_conf_threshold=0.6)
+    daedal = dict(
+        initial_gen_length=8,
+        max_gen_length=40,
+        block_length=block,
+        eos_check_tokens=eos_window,
+        expansion_factor=4,
+        low_conf_threshold=0.2,
+        high_conf_threshold=0.6,
+    )
     return [
         [Daedal(**daedal)],
         [Daedal(**daedal, reference_compat=True)],
@@ -165,12 +172,15 @@ def test_the_final_fill_reads_every_mask():
 
     model = CacheToy(vocab_size=24, seed=4)
     adapter = CachedToyAdapter(model)
-    engine = Engine(adapter, [Daedal(initial_gen_length=16, max_gen_length=16, block_length=4)],
-                    config=EngineConfig(max_steps=2))
+    engine = Engine(
+        adapter, [Daedal(initial_gen_length=16, max_gen_length=16, block_length=4)], config=EngineConfig(max_steps=2)
+    )
     result = engine.generate([[5, 6], [7]])
     assert result.stats.final_fill > 0
     assert all(0 <= t < model.vocab_size and t != model.mask_id for row in result.tokens for t in row)
-    dense = Engine(FakeAdapter(vocab_size=24, logits_fn=model), [Daedal(initial_gen_length=16, max_gen_length=16,
-                                                                        block_length=4), Dense()],
-                   config=EngineConfig(max_steps=2)).generate([[5, 6], [7]])
+    dense = Engine(
+        FakeAdapter(vocab_size=24, logits_fn=model),
+        [Daedal(initial_gen_length=16, max_gen_length=16, block_length=4), Dense()],
+        config=EngineConfig(max_steps=2),
+    ).generate([[5, 6], [7]])
     assert dense.tokens == result.tokens

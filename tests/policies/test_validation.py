@@ -8,7 +8,12 @@ from daedal.core import ConfigError, Engine, PolicyNotFoundError, registry
 from daedal.core.testing import FakeAdapter
 from daedal.policies import Daedal, EosConfidenceLength, LowConfidenceExpand, ThresholdUnmask
 
-THRESHOLDS = ["high_conf_threshold", "low_conf_threshold", "eos_confidence_threshold", "expand_eos_confidence_threshold"]
+THRESHOLDS = [
+    "high_conf_threshold",
+    "low_conf_threshold",
+    "eos_confidence_threshold",
+    "expand_eos_confidence_threshold",
+]
 
 
 @pytest.mark.parametrize("name", THRESHOLDS)
@@ -62,8 +67,22 @@ def test_unknown_policy_names_list_the_available_ones():
 
 def test_every_advertised_name_loads_and_builds():
     names = registry.available("policies")
-    for name in ("daedal", "daedal-stage1", "eos-confidence-length", "low-confidence-expand", "threshold-unmask",
-                 "llada", "dream", "fast-dllm", "temperature", "cfg", "top-p-top-k", "suppress-tokens", "budget", "refine"):
+    for name in (
+        "daedal",
+        "daedal-stage1",
+        "eos-confidence-length",
+        "low-confidence-expand",
+        "threshold-unmask",
+        "llada",
+        "dream",
+        "fast-dllm",
+        "temperature",
+        "cfg",
+        "top-p-top-k",
+        "suppress-tokens",
+        "budget",
+        "refine",
+    ):
         assert name in names
     assert registry.create("policies", "daedal", {"max_gen_length": 256}).max_gen_length == 256
     with pytest.raises(ConfigError, match="valid"):

@@ -56,45 +56,79 @@ USER_TEMPLATE = (
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="final checkpoint directory")
     p.add_argument("--work", type=Path, default=Path("runs/train_tiny"), help="periodic checkpoints and log")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--steps", type=int, default=6000)
-    p.add_argument("--stop-at", type=int, default=None,
-                   help="stop after this many steps of the --steps schedule and write the final checkpoint")
+    p.add_argument(
+        "--stop-at",
+        type=int,
+        default=None,
+        help="stop after this many steps of the --steps schedule and write the final checkpoint",
+    )
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=1.5e-3)
     p.add_argument("--min-lr-ratio", type=float, default=0.1, help="cosine decay floor, as a fraction of --lr")
     p.add_argument("--warmup", type=int, default=150)
     p.add_argument("--weight-decay", type=float, default=0.01)
-    p.add_argument("--eps", type=float, default=0.1,
-                   help="t ~ U(eps, 1); 0.1 caps the 1/t weight at 10, which keeps small batches' gradients sane")
+    p.add_argument(
+        "--eps",
+        type=float,
+        default=0.1,
+        help="t ~ U(eps, 1); 0.1 caps the 1/t weight at 10, which keeps small batches' gradients sane",
+    )
     p.add_argument("--max-gen", type=int, default=72, help="largest generation length (answer + EOT + EOS) trained on")
     p.add_argument("--short-tail", type=int, default=24, help="EOS tail of the short-tail samples: 0..N")
-    p.add_argument("--long-frac", type=float, default=0.35,
-                   help="fraction of samples whose generation length is uniform up to --max-gen (the rest: short tail)")
+    p.add_argument(
+        "--long-frac",
+        type=float,
+        default=0.35,
+        help="fraction of samples whose generation length is uniform up to --max-gen (the rest: short tail)",
+    )
     p.add_argument("--d-model", type=int, default=128)
     p.add_argument("--n-layers", type=int, default=4)
     p.add_argument("--n-heads", type=int, default=4)
     p.add_argument("--mlp", type=int, default=384)
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=True,
-                   help="bf16 autocast for the matmuls (fp32 master weights, fp32 loss)")
+    p.add_argument(
+        "--bf16",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="bf16 autocast for the matmuls (fp32 master weights, fp32 loss)",
+    )
     p.add_argument("--bucket", type=int, default=8, help="draw this many batches at once and group them by length")
     p.add_argument("--eval-every", type=int, default=500)
     p.add_argument("--save-every", type=int, default=250)
     p.add_argument("--resume", action="store_true", help="continue from --work/state.pt")
-    p.add_argument("--init-from", type=Path, default=None,
-                   help="start from this checkpoint's weights (a directory with model.safetensors) instead of a "
-                        "random initialisation; the architecture flags must match it")
-    p.add_argument("--family-weights", default=None, metavar="FAMILY=W,...",
-                   help="sample families with these relative weights (default: round-robin, equal weights)")
-    p.add_argument("--large-frac", type=float, default=0.0,
-                   help="fraction of samples whose size is drawn from the upper half of the family's range")
-    p.add_argument("--ordered-frac", type=float, default=0.0,
-                   help="fraction of letter-family samples whose letters are an alphabetical run or already "
-                        "sorted / reverse-sorted (prompts unlike random draws, e.g. 'reverse: a b c d')")
+    p.add_argument(
+        "--init-from",
+        type=Path,
+        default=None,
+        help="start from this checkpoint's weights (a directory with model.safetensors) instead of a "
+        "random initialisation; the architecture flags must match it",
+    )
+    p.add_argument(
+        "--family-weights",
+        default=None,
+        metavar="FAMILY=W,...",
+        help="sample families with these relative weights (default: round-robin, equal weights)",
+    )
+    p.add_argument(
+        "--large-frac",
+        type=float,
+        default=0.0,
+        help="fraction of samples whose size is drawn from the upper half of the family's range",
+    )
+    p.add_argument(
+        "--ordered-frac",
+        type=float,
+        default=0.0,
+        help="fraction of letter-family samples whose letters are an alphabetical run or already "
+        "sorted / reverse-sorted (prompts unlike random draws, e.g. 'reverse: a b c d')",
+    )
     p.add_argument("--bench", type=int, default=0, help="time this many steps and exit")
     return p.parse_args(argv)
 
@@ -330,7 +364,9 @@ def main(argv: list[str] | None = None) -> int:
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
     opt = torch.optim.AdamW(
         [{"params": decay, "weight_decay": args.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=args.lr, betas=(0.9, 0.98), eps=1e-8,
+        lr=args.lr,
+        betas=(0.9, 0.98),
+        eps=1e-8,
     )
     args.work.mkdir(parents=True, exist_ok=True)
     state_path = args.work / "state.pt"
@@ -370,7 +406,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"bench: {step} steps in {dt:.1f}s = {dt / step:.3f}s/step, params={n_params}")
             return 0
         if step % 50 == 0:
-            print(f"step {step} loss {running:.4f} lr {lr_at(step, args):.2e} t {time.perf_counter() - t_start:.0f}s", flush=True)
+            print(
+                f"step {step} loss {running:.4f} lr {lr_at(step, args):.2e} t {time.perf_counter() - t_start:.0f}s",
+                flush=True,
+            )
         if step % args.eval_every == 0 or step == last:
             acc = probe(model, enc)
             history.append({"step": step, "loss": running, "time_s": time.perf_counter() - t_start, "probe": acc})
@@ -378,9 +417,14 @@ def main(argv: list[str] | None = None) -> int:
         if step % args.save_every == 0 or step == last:
             torch.save(
                 {
-                    "model": model.state_dict(), "opt": opt.state_dict(), "rng": rng.getstate(),
-                    "gen": gen.get_state(), "torch_rng": torch.get_rng_state(), "step": step,
-                    "elapsed": time.perf_counter() - t_start, "history": history,
+                    "model": model.state_dict(),
+                    "opt": opt.state_dict(),
+                    "rng": rng.getstate(),
+                    "gen": gen.get_state(),
+                    "torch_rng": torch.get_rng_state(),
+                    "step": step,
+                    "elapsed": time.perf_counter() - t_start,
+                    "history": history,
                 },
                 state_path,
             )
@@ -391,7 +435,8 @@ def main(argv: list[str] | None = None) -> int:
     save_pretrained(model, args.out)
     save_tokenizer(args.out)
     record = {
-        "command": "python packages/daedal-models/training/train_tiny.py " + " ".join(sys.argv[1:] if argv is None else argv),
+        "command": "python packages/daedal-models/training/train_tiny.py "
+        + " ".join(sys.argv[1:] if argv is None else argv),
         "args": {k: _rel(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         "parameters": n_params,
         "steps": step,

@@ -42,7 +42,9 @@ class CacheToy(ToyModel):
         return _logits(self, tokens, cols, h2[:, None].expand_as(tokens), length[:, None].expand_as(tokens))
 
 
-def _logits(model: ToyModel, tok: torch.Tensor, col: torch.Tensor, h: torch.Tensor, length: torch.Tensor) -> torch.Tensor:
+def _logits(
+    model: ToyModel, tok: torch.Tensor, col: torch.Tensor, h: torch.Tensor, length: torch.Tensor
+) -> torch.Tensor:
     """ToyModel's logits of columns with token ``tok`` at ``col`` in a row of context ``h`` and ``length``."""
     out = model.token_table[tok] + model.position_table[col] + model.context_table[h]
     rel = col.float() / length.float()
@@ -235,10 +237,20 @@ class NativeOracle:
     def _layers(self):  # type: ignore[no-untyped-def]
         m = self.model
         if self.dream:
-            return [(l.input_layernorm, l.self_attn, l.self_attn.o_proj, l.post_attention_layernorm,
-                     lambda y, l=l: l.mlp(y, None)) for l in m.model.layers]
-        return [(b.attn_norm, b, b.attn_out, b.ff_norm, lambda y, b=b: swiglu(y, b.ff_proj, b.up_proj, b.ff_out, None))
-                for b in m.transformer.blocks]
+            return [
+                (
+                    l.input_layernorm,
+                    l.self_attn,
+                    l.self_attn.o_proj,
+                    l.post_attention_layernorm,
+                    lambda y, l=l: l.mlp(y, None),
+                )
+                for l in m.model.layers
+            ]
+        return [
+            (b.attn_norm, b, b.attn_out, b.ff_norm, lambda y, b=b: swiglu(y, b.ff_proj, b.up_proj, b.ff_out, None))
+            for b in m.transformer.blocks
+        ]
 
     def _pass(self, x: list[int], fed: list[int], store):  # type: ignore[no-untyped-def]
         from daedal.models._layers import apply_rope, repeat_kv, rope_angles

@@ -139,7 +139,10 @@ def daedal_reference(
             for q, tok in fills[i].items():
                 x[i, q] = tok
         if any(q is not None for q in points):
-            new_L = [min(L[i] + expansion_factor - 1, max_gen_length) if points[i] is not None else L[i] for i in range(batch)]
+            new_L = [
+                min(L[i] + expansion_factor - 1, max_gen_length) if points[i] is not None else L[i]
+                for i in range(batch)
+            ]
             width = P + max(new_L)
             new_x = torch.full((batch, width), eos_id, dtype=torch.long)
             for i in range(batch):

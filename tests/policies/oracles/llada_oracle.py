@@ -60,7 +60,9 @@ def llada_reference(
         starts = [plen[i] + b * block_length for i in range(batch)]
         ends = [s + block_length for s in starts]
         m = [int((x[i, starts[i] : ends[i]] == mask_id).sum()) for i in range(batch)]
-        quota = [[m[i] // per_block + (1 if s < m[i] % per_block else 0) for s in range(per_block)] for i in range(batch)]
+        quota = [
+            [m[i] // per_block + (1 if s < m[i] % per_block else 0) for s in range(per_block)] for i in range(batch)
+        ]
         for s in range(per_block):
             logits = forward(x)
             if cfg_scale > 0:

@@ -177,13 +177,13 @@ class Canvas:
 
     def generated(self) -> list[list[int]]:
         """Each row's generation slots (prompt excluded)."""
-        return [r[p:n] for r, p, n in zip(self.tokens.tolist(), self.prompt_len.tolist(), self.length.tolist(), strict=True)]
+        return [
+            r[p:n] for r, p, n in zip(self.tokens.tolist(), self.prompt_len.tolist(), self.length.tolist(), strict=True)
+        ]
 
     # -- the only mutation path --------------------------------------------------------
 
-    def apply(
-        self, unmask: Unmask | None = None, expand: Expand | None = None, remask: Remask | None = None
-    ) -> Canvas:
+    def apply(self, unmask: Unmask | None = None, expand: Expand | None = None, remask: Remask | None = None) -> Canvas:
         """Return the canvas after committing ``unmask``, re-masking ``remask`` and widening ``expand``.
 
         All decisions are in this canvas's coordinates and are applied atomically.

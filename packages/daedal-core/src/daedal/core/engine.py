@@ -54,7 +54,9 @@ DECISION_HOOKS = (
 #: of ``predict`` only wrappers read one (a plain implementation makes it, honouring ``state.reads``).
 PREDICTION_READERS = ("select_unmask", "select_expand", "select_remask")
 HOOK_NAMES = frozenset(
-    name for name in dir(hookspecs) if callable(getattr(hookspecs, name)) and hasattr(getattr(hookspecs, name), "daedal_spec")
+    name
+    for name in dir(hookspecs)
+    if callable(getattr(hookspecs, name)) and hasattr(getattr(hookspecs, name), "daedal_spec")
 )
 
 
@@ -129,9 +131,13 @@ class Engine:
             try:
                 self.pm.register(plugin, name=f"{type(plugin).__name__}#{i}")
             except ValueError as err:  # duplicates pluggy itself detects
-                raise ConfigError(f"policy {_describe(plugin)} is listed twice: list each policy once", code="duplicate-policy") from err
+                raise ConfigError(
+                    f"policy {_describe(plugin)} is listed twice: list each policy once", code="duplicate-policy"
+                ) from err
             except pluggy.PluginValidationError as err:
-                raise PluginError(f"policy {_describe(plugin)} cannot be registered: {err}", code="unknown-hook") from err
+                raise PluginError(
+                    f"policy {_describe(plugin)} cannot be registered: {err}", code="unknown-hook"
+                ) from err
         try:
             self.pm.check_pending()
         except pluggy.PluginValidationError as err:
@@ -141,9 +147,7 @@ class Engine:
         self._callers = {name: self._ordered_impls(name) for name in DECISION_HOOKS if name != "predict"}
         self._dense_reads = self._needs_dense_reads()
         # Called directly (not through pluggy) so that hook tracing shows a count, not a tensor.
-        self._read_impls = [
-            (i.function, tuple(i.argnames)) for i in self.pm.hook.prediction_reads.get_hookimpls()
-        ]
+        self._read_impls = [(i.function, tuple(i.argnames)) for i in self.pm.hook.prediction_reads.get_hookimpls()]
         for plugin in (*self.policies, *self.defaults):
             unknown = sorted(hookspecs.capabilities(plugin) - hookspecs.CAPABILITIES)
             if unknown:
@@ -292,8 +296,7 @@ class Engine:
         """A new engine where every policy of type ``old`` is replaced by ``new``."""
         if not any(isinstance(p, old) for p in self.policies):
             raise ConfigError(
-                f"no policy of type {old.__name__} to replace; policies are "
-                f"{[type(p).__name__ for p in self.policies]}"
+                f"no policy of type {old.__name__} to replace; policies are {[type(p).__name__ for p in self.policies]}"
             )
         return self.with_policies([new if isinstance(p, old) else p for p in self.policies])
 
@@ -499,7 +502,14 @@ class Engine:
             }
             emit(
                 StepFinished(
-                    step, canvas, new, unmask, expand, prediction.confidence, state.counters.forward_passes, remask,
+                    step,
+                    canvas,
+                    new,
+                    unmask,
+                    expand,
+                    prediction.confidence,
+                    state.counters.forward_passes,
+                    remask,
                     decided_by,
                 )
             )
@@ -591,7 +601,9 @@ class Engine:
         new = canvas.apply(unmask)
         decided_by = {"select_unmask": "engine (final fill)"}
         state.emit(
-            StepFinished(step, canvas, new, unmask, None, prediction.confidence, state.counters.forward_passes, None, decided_by)
+            StepFinished(
+                step, canvas, new, unmask, None, prediction.confidence, state.counters.forward_passes, None, decided_by
+            )
         )
         return new, left, 0
 

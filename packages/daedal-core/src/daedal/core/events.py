@@ -231,8 +231,15 @@ class Trace:
                 plen = list(e["prompt_len"])
                 mask_id = e["mask_id"]
                 conf = [{} for _ in rows]
-                yield Frame(-1, [list(r) for r in rows], plen, [[] for _ in rows], [[] for _ in rows],
-                            [dict(c) for c in conf], label=e.get("reason", kind))
+                yield Frame(
+                    -1,
+                    [list(r) for r in rows],
+                    plen,
+                    [[] for _ in rows],
+                    [[] for _ in rows],
+                    [dict(c) for c in conf],
+                    label=e.get("reason", kind),
+                )
             elif kind == "step-finished":
                 factor = e["factor"] or 1
                 new_rows, fills, inserted, new_conf = [], [], [], []
@@ -265,5 +272,12 @@ class Trace:
                     inserted.append([c for c in i_out if c < len(out)])
                     new_conf.append({c: p for c, p in c_out.items() if c < len(out)})
                 rows, conf = new_rows, new_conf
-                yield Frame(e["step"], [list(r) for r in rows], plen, fills, inserted,
-                            [dict(c) for c in conf], label=f"step {e['step']}")
+                yield Frame(
+                    e["step"],
+                    [list(r) for r in rows],
+                    plen,
+                    fills,
+                    inserted,
+                    [dict(c) for c in conf],
+                    label=f"step {e['step']}",
+                )

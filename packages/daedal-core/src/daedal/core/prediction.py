@@ -109,7 +109,14 @@ class Prediction:
         peak, top = values.max(-1)
         tokens = _scatter(top, index, width, -1)
         # Columns not computed get a finite peak: the engine checks finiteness where logits exist.
-        return cls(logits=values, tokens=tokens, index=index, width=width, source=source, peak=_scatter(peak, index, width, 0.0))
+        return cls(
+            logits=values,
+            tokens=tokens,
+            index=index,
+            width=width,
+            source=source,
+            peak=_scatter(peak, index, width, 0.0),
+        )
 
     def with_logits(self, logits: torch.Tensor) -> Prediction:
         """The same prediction with new dense logits and greedy proposals (for logit transforms)."""

@@ -211,12 +211,20 @@ class CacheBackend(Protocol):
     shifted: bool
     vocab_size: int
 
-    def full(self, tokens: torch.Tensor, length: torch.Tensor, *, capture: bool) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    def full(
+        self, tokens: torch.Tensor, length: torch.Tensor, *, capture: bool
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """A full pass: ``([B, T, d] final hidden states, store)`` (an empty store unless ``capture``)."""
         ...
 
     def partial(
-        self, tokens: torch.Tensor, length: torch.Tensor, cols: torch.Tensor, store: list[torch.Tensor], *, write_back: bool
+        self,
+        tokens: torch.Tensor,
+        length: torch.Tensor,
+        cols: torch.Tensor,
+        store: list[torch.Tensor],
+        *,
+        write_back: bool,
     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Feed only ``cols`` (``[B, L]``), attending to ``store`` elsewhere: ``([B, L, d] hidden, store)``.
 
@@ -323,7 +331,12 @@ class CachedSession:
         return HiddenSource(self.backend, self.hidden, self._fed)
 
     def _partial(
-        self, tokens: torch.Tensor, length: torch.Tensor, start: torch.Tensor, end: torch.Tensor, rows: torch.Tensor | None
+        self,
+        tokens: torch.Tensor,
+        length: torch.Tensor,
+        start: torch.Tensor,
+        end: torch.Tensor,
+        rows: torch.Tensor | None,
     ) -> None:
         assert self.hidden is not None
         self.passes["partial"] += 1

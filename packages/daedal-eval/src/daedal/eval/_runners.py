@@ -27,7 +27,7 @@ _WIRE = (Path(__file__).with_name("_wire.py")).read_text(encoding="utf-8")
 # creating processes (a fork bomb fails at once, as root too, where RLIMIT_NPROC does
 # not hold); "full" (the unsafe fallback, with no isolation by the OS) also refuses
 # writes outside the working directory, signals to other processes, sockets and ctypes.
-_GUARD = r'''
+_GUARD = r"""
 def _install_guard(level, root):
     import os, sys
     realpath, join, getpid, fspath, getcwd = os.path.realpath, os.path.join, os.getpid, os.fspath, os.getcwd
@@ -97,11 +97,11 @@ def _install_guard(level, root):
                     raise PermissionError(f"sandbox: {event} on {p!r} outside the sandbox directory is not allowed")
 
     sys.addaudithook(hook)
-'''
+"""
 
 # The rlimits each runner sets on itself before anything else ("as,cpu,fsize,nproc" in
 # bytes and seconds; nproc -1: not set, as for root, to whom the kernel does not apply it).
-_LIMITS = r'''
+_LIMITS = r"""
 def _set_limits(spec):
     import resource
     memory, cpu, fsize, nproc = (int(v) for v in spec.split(","))
@@ -111,9 +111,13 @@ def _set_limits(spec):
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     if nproc >= 0:
         resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
-'''
+"""
 
-CANDIDATE = _WIRE + _LIMITS + _GUARD + r'''
+CANDIDATE = (
+    _WIRE
+    + _LIMITS
+    + _GUARD
+    + r"""
 def _candidate_main():
     import os, sys
     os.close(int(sys.argv[1]))  # this script's own code (see BOOT)
@@ -203,9 +207,13 @@ def _candidate_main():
             pass
 
 _candidate_main()
-'''
+"""
+)
 
-JUDGE = _WIRE + _LIMITS + r'''
+JUDGE = (
+    _WIRE
+    + _LIMITS
+    + r'''
 class CandidateGone(BaseException):
     """The candidate's process ended or broke the protocol (not catchable as Exception)."""
 
@@ -318,3 +326,4 @@ def _judge_main():
 
 _judge_main()
 '''
+)

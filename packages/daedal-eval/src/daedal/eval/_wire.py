@@ -92,7 +92,12 @@ def wire_encode(value, refs=None, depth=0):
     if refs is None:
         raise TypeError(f"cannot send a {t.__name__} value")
     refs.append(value)
-    return {"t": "ref", "v": len(refs) - 1, "kind": str(getattr(t, "__name__", "object"))[:60], "callable": callable(value)}
+    return {
+        "t": "ref",
+        "v": len(refs) - 1,
+        "kind": str(getattr(t, "__name__", "object"))[:60],
+        "callable": callable(value),
+    }
 
 
 def wire_decode(data, make_ref=None, depth=0):

@@ -39,7 +39,9 @@ def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
     for item in filter(None, (p.strip() for p in rest.split(","))):
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise ConfigError(f"policy spec {spec!r}: {item!r} is not key=value; write e.g. 'daedal:initial_gen_length=64'")
+            raise ConfigError(
+                f"policy spec {spec!r}: {item!r} is not key=value; write e.g. 'daedal:initial_gen_length=64'"
+            )
         params[key.strip().replace("-", "_")] = parse_value(value)
     return name.strip(), params
 

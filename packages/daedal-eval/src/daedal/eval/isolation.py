@@ -38,15 +38,33 @@ import attrs
 from daedal.core.errors import DaedalWarning
 
 __all__ = [
-    "DEFAULT_MODULES", "INSTALL_HINT", "Layout", "PidsCgroup", "bwrap_command", "bwrap_path", "bwrap_works", "layout",
+    "DEFAULT_MODULES",
+    "INSTALL_HINT",
+    "Layout",
+    "PidsCgroup",
+    "bwrap_command",
+    "bwrap_path",
+    "bwrap_works",
+    "layout",
     "pids_cgroup_base",
 ]
 
 #: Third-party modules a candidate may import (those installed here); the scientific
 #: stack and what it needs at import time.
 DEFAULT_MODULES: tuple[str, ...] = (
-    "numpy", "scipy", "sympy", "mpmath", "pandas", "dateutil", "pytz", "tzdata", "six",
-    "typing_extensions", "regex", "sortedcontainers", "networkx",
+    "numpy",
+    "scipy",
+    "sympy",
+    "mpmath",
+    "pandas",
+    "dateutil",
+    "pytz",
+    "tzdata",
+    "six",
+    "typing_extensions",
+    "regex",
+    "sortedcontainers",
+    "networkx",
 )
 
 INSTALL_HINT = "apt-get install -y bubblewrap   (Debian/Ubuntu; Fedora: dnf install bubblewrap)"
@@ -162,21 +180,46 @@ def bwrap_command(
     """
     cmd = [
         bwrap,
-        "--unshare-all", "--unshare-user",
-        "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID),
-        "--hostname", "sandbox",
-        "--die-with-parent", "--new-session",
-        "--cap-drop", "ALL",
+        "--unshare-all",
+        "--unshare-user",
+        "--uid",
+        str(SANDBOX_UID),
+        "--gid",
+        str(SANDBOX_UID),
+        "--hostname",
+        "sandbox",
+        "--die-with-parent",
+        "--new-session",
+        "--cap-drop",
+        "ALL",
         "--clearenv",
-        "--setenv", "PATH", "/usr/bin:/bin",
-        "--setenv", "HOME", WORK_DIR,
-        "--setenv", "TMPDIR", WORK_DIR,
-        "--setenv", "LANG", "C.UTF-8",
-        "--setenv", "PYTHONHASHSEED", "0",
-        "--setenv", "OMP_NUM_THREADS", "1",
-        "--setenv", "OPENBLAS_NUM_THREADS", "1",
-        "--setenv", "MKL_NUM_THREADS", "1",
-        "--ro-bind", "/usr", "/usr",
+        "--setenv",
+        "PATH",
+        "/usr/bin:/bin",
+        "--setenv",
+        "HOME",
+        WORK_DIR,
+        "--setenv",
+        "TMPDIR",
+        WORK_DIR,
+        "--setenv",
+        "LANG",
+        "C.UTF-8",
+        "--setenv",
+        "PYTHONHASHSEED",
+        "0",
+        "--setenv",
+        "OMP_NUM_THREADS",
+        "1",
+        "--setenv",
+        "OPENBLAS_NUM_THREADS",
+        "1",
+        "--setenv",
+        "MKL_NUM_THREADS",
+        "1",
+        "--ro-bind",
+        "/usr",
+        "/usr",
     ]
     if disable_userns:
         cmd.append("--disable-userns")
@@ -198,16 +241,29 @@ def bwrap_command(
     for path in lay.masked:
         cmd += ["--remount-ro", path]
     cmd += [
-        "--proc", "/proc",
-        "--dev", "/dev",
-        "--size", str(int(tmpfs_bytes)), "--tmpfs", WORK_DIR,
-        "--size", str(max(1 << 20, int(tmpfs_bytes) // 4)), "--tmpfs", "/dev/shm",
-        "--remount-ro", "/dev",
-        "--ro-bind-data", str(program_fd), PROGRAM_PATH,
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
+        "--size",
+        str(int(tmpfs_bytes)),
+        "--tmpfs",
+        WORK_DIR,
+        "--size",
+        str(max(1 << 20, int(tmpfs_bytes) // 4)),
+        "--tmpfs",
+        "/dev/shm",
+        "--remount-ro",
+        "/dev",
+        "--ro-bind-data",
+        str(program_fd),
+        PROGRAM_PATH,
         # The root bubblewrap builds is a tmpfs: read-only, so /tmp stays the only
         # writable place (and the only one that takes space).
-        "--remount-ro", "/",
-        "--chdir", WORK_DIR,
+        "--remount-ro",
+        "/",
+        "--chdir",
+        WORK_DIR,
         "--",
         *argv,
     ]
@@ -222,8 +278,14 @@ def bwrap_works(bwrap: str, disable_userns: bool = True) -> tuple[bool, str]:
     os.write(write, b"pass\n")
     os.close(write)
     try:
-        cmd = bwrap_command(bwrap, [lay.python, "-I", "-S", "-c", "import sys; sys.exit(0)"], lay=lay,
-                            program_fd=read, tmpfs_bytes=1 << 20, disable_userns=disable_userns)
+        cmd = bwrap_command(
+            bwrap,
+            [lay.python, "-I", "-S", "-c", "import sys; sys.exit(0)"],
+            lay=lay,
+            program_fd=read,
+            tmpfs_bytes=1 << 20,
+            disable_userns=disable_userns,
+        )
         done = subprocess.run(cmd, capture_output=True, timeout=30, pass_fds=(read,))
     except (OSError, subprocess.SubprocessError) as error:
         return False, str(error)

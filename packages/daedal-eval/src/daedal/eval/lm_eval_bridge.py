@@ -150,7 +150,7 @@ class DaedalLM(LM):
         from daedal.eval.build import build_adapter, build_policies, model_daedal_defaults
 
         self.likelihood = _likelihood_settings(kwargs)
-        adapter_params = {k[len("adapter_"):]: v for k, v in kwargs.items() if k.startswith("adapter_")}
+        adapter_params = {k[len("adapter_") :]: v for k, v in kwargs.items() if k.startswith("adapter_")}
         if device is not None and str(device).startswith("cuda"):
             import torch
 
@@ -204,12 +204,20 @@ class DaedalLM(LM):
         settings = self.likelihood
         pairs = [self._encode_pair(req.args[0], req.args[1]) for req in requests]
         values = log_likelihoods(
-            adapter, pairs, mc_num=settings["mc_num"], batch_size=settings["mc_batch_size"],
-            cfg_scale=settings["cfg_scale"], seed=self.seed, exact=settings["exact"],
-            rows_per_forward=settings["rows_per_forward"], progress=False if disable_tqdm else None,
+            adapter,
+            pairs,
+            mc_num=settings["mc_num"],
+            batch_size=settings["mc_batch_size"],
+            cfg_scale=settings["cfg_scale"],
+            seed=self.seed,
+            exact=settings["exact"],
+            rows_per_forward=settings["rows_per_forward"],
+            progress=False if disable_tqdm else None,
         )
         if settings["check_greedy"]:
-            greedy = greedy_matches(adapter, pairs, cfg_scale=settings["cfg_scale"], batch_size=settings["mc_batch_size"])
+            greedy = greedy_matches(
+                adapter, pairs, cfg_scale=settings["cfg_scale"], batch_size=settings["mc_batch_size"]
+            )
         else:
             greedy = [False] * len(pairs)
         return [(float(v), bool(g)) for v, g in zip(values, greedy, strict=True)]
@@ -225,9 +233,16 @@ class DaedalLM(LM):
         ids = adapter.encode([req.args[0] for req in requests], chat_template=False)
         scored = [i for i, row in enumerate(ids) if row]
         values = rolling_log_likelihoods(
-            adapter, [ids[i] for i in scored], window=settings["window"], context=settings["context"],
-            mc_num=settings["mc_num"], batch_size=settings["mc_batch_size"], cfg_scale=settings["cfg_scale"],
-            seed=self.seed, exact=settings["exact"], progress=False if disable_tqdm else None,
+            adapter,
+            [ids[i] for i in scored],
+            window=settings["window"],
+            context=settings["context"],
+            mc_num=settings["mc_num"],
+            batch_size=settings["mc_batch_size"],
+            cfg_scale=settings["cfg_scale"],
+            seed=self.seed,
+            exact=settings["exact"],
+            progress=False if disable_tqdm else None,
         )
         out = [0.0] * len(ids)  # an empty text has log-likelihood 0
         for i, value in zip(scored, values, strict=True):
@@ -246,7 +261,7 @@ class DaedalLM(LM):
             context, continuation = context[:-n_spaces], context[-n_spaces:] + continuation
         whole, ctx = adapter.encode([context + continuation, context], chat_template=False)
         whole, ctx = list(whole), (list(ctx) if context else [])
-        cont = whole[len(ctx):]
+        cont = whole[len(ctx) :]
         keep = int(adapter.max_length) - len(cont)
         if len(ctx) > keep >= 0:
             warnings.warn(f"a context of {len(ctx)} tokens is cut to its last {keep} to fit max_length", stacklevel=3)
@@ -293,7 +308,10 @@ class DaedalLM(LM):
         tokenizer = getattr(adapter, "tokenizer", None)
         if tokenizer is not None:
             return [tokenizer.decode(list(row), skip_special_tokens=True) for row in tokens]
-        special = set(getattr(adapter, "eos_ids", ())) | {getattr(adapter, "pad_id", None), getattr(adapter, "mask_id", None)}
+        special = set(getattr(adapter, "eos_ids", ())) | {
+            getattr(adapter, "pad_id", None),
+            getattr(adapter, "mask_id", None),
+        }
         return adapter.decode([[t for t in row if t not in special] for row in tokens])
 
 

@@ -120,8 +120,9 @@ def run_paper(
     names = [s.name for s in suites]
     if len(set(names)) != len(names):
         raise ConfigError(f"`suites` names a suite twice ({names}): each suite once")
-    methods = grid_policies(lengths, reference_compat=reference_compat, block_length=block_length,
-                            daedal=daedal, extra=extra)
+    methods = grid_policies(
+        lengths, reference_compat=reference_compat, block_length=block_length, daedal=daedal, extra=extra
+    )
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
     grid = {
@@ -144,11 +145,24 @@ def run_paper(
     for suite in suites:
         for name, length, policies in methods:
             summary = run_suite(
-                Engine(adapter, policies, config=config), suite, out / suite.name / name,
-                seed=seed, batch_size=batch_size, model=model, description=f"{suite.name} {name}", **run_options,
+                Engine(adapter, policies, config=config),
+                suite,
+                out / suite.name / name,
+                seed=seed,
+                batch_size=batch_size,
+                model=model,
+                description=f"{suite.name} {name}",
+                **run_options,
             )
-            rows.append({"suite": suite.name, "method": name, "length": length,
-                         "output": str(out / suite.name / name), "metrics": summary["metrics"]})
+            rows.append(
+                {
+                    "suite": suite.name,
+                    "method": name,
+                    "length": length,
+                    "output": str(out / suite.name / name),
+                    "metrics": summary["metrics"],
+                }
+            )
     if rank == 0:
         write_table1(out)
     return rows

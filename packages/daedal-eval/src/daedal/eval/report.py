@@ -7,7 +7,15 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["collect_paper", "markdown_table", "plot_sweep", "plot_table1", "table1_csv", "table1_markdown", "write_table1"]
+__all__ = [
+    "collect_paper",
+    "markdown_table",
+    "plot_sweep",
+    "plot_table1",
+    "table1_csv",
+    "table1_markdown",
+    "write_table1",
+]
 
 
 def _label(row: Mapping[str, Any]) -> str:
@@ -87,8 +95,18 @@ TABLE1_PNG = "table1.png"
 #: Benchmark column order of the paper's Table 1; other suites follow in grid order.
 PAPER_ORDER = ("gsm8k", "math500", "humaneval", "mbpp")
 _CSV_FIELDS = (
-    "method", "length", "suite", "n", "accuracy", "e_ratio", "n_token", "e_token", "nfe_per_sample",
-    "wall_time_s", "tokens_per_s", "complete",
+    "method",
+    "length",
+    "suite",
+    "n",
+    "accuracy",
+    "e_ratio",
+    "n_token",
+    "e_token",
+    "nfe_per_sample",
+    "wall_time_s",
+    "tokens_per_s",
+    "complete",
 )
 
 
@@ -117,7 +135,10 @@ def collect_paper(output: str | os.PathLike[str]) -> dict[str, Any]:
     if not grid_path.is_file():
         raise ConfigError(f"`output` {str(out)!r} holds no paper.json: point it at a `daedal eval paper` directory")
     grid = json.loads(grid_path.read_text(encoding="utf-8"))
-    suites = sorted(grid["suites"], key=lambda s: (PAPER_ORDER.index(s) if s in PAPER_ORDER else len(PAPER_ORDER), grid["suites"].index(s)))
+    suites = sorted(
+        grid["suites"],
+        key=lambda s: (PAPER_ORDER.index(s) if s in PAPER_ORDER else len(PAPER_ORDER), grid["suites"].index(s)),
+    )
     methods = [f"fixed-{n}" for n in grid["lengths"]] + ["daedal"]
     cells: dict[tuple[str, str], dict[str, Any]] = {}
     for suite in suites:
@@ -205,12 +226,22 @@ def table1_csv(paper: Mapping[str, Any]) -> str:
             c = paper["cells"].get((method, suite))
             if c is None:
                 continue
-            writer.writerow({
-                "method": method, "length": "" if method == "daedal" else method.split("-", 1)[1], "suite": suite,
-                "n": c["n"], "accuracy": c["accuracy"], "e_ratio": c["e_ratio"], "n_token": c["n_token"],
-                "e_token": c["e_token"], "nfe_per_sample": c["forward_passes"], "wall_time_s": c["total_wall_time"],
-                "tokens_per_s": c["tokens_per_s"], "complete": c["complete"],
-            })
+            writer.writerow(
+                {
+                    "method": method,
+                    "length": "" if method == "daedal" else method.split("-", 1)[1],
+                    "suite": suite,
+                    "n": c["n"],
+                    "accuracy": c["accuracy"],
+                    "e_ratio": c["e_ratio"],
+                    "n_token": c["n_token"],
+                    "e_token": c["e_token"],
+                    "nfe_per_sample": c["forward_passes"],
+                    "wall_time_s": c["total_wall_time"],
+                    "tokens_per_s": c["tokens_per_s"],
+                    "complete": c["complete"],
+                }
+            )
     return buf.getvalue()
 
 

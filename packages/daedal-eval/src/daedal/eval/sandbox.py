@@ -422,13 +422,32 @@ class Sandbox:
                 program_fd = _memfd("daedal-program", program.encode("utf-8"))
                 try:
                     code = _sealed_code("CANDIDATE")
-                    argv = [lay.python, "-I", "-S", "-B", "-c", _runners.BOOT, str(code), limits, mode,
-                            "process" if self.guard else "off", PROGRAM_PATH, os.pathsep.join(lay.sys_path), *fd_args]
-                    cmd = bwrap_command(self.bwrap, argv, lay=lay, program_fd=program_fd,
-                                        tmpfs_bytes=int(lim.tmpfs_mb) * 1024 * 1024)
+                    argv = [
+                        lay.python,
+                        "-I",
+                        "-S",
+                        "-B",
+                        "-c",
+                        _runners.BOOT,
+                        str(code),
+                        limits,
+                        mode,
+                        "process" if self.guard else "off",
+                        PROGRAM_PATH,
+                        os.pathsep.join(lay.sys_path),
+                        *fd_args,
+                    ]
+                    cmd = bwrap_command(
+                        self.bwrap, argv, lay=lay, program_fd=program_fd, tmpfs_bytes=int(lim.tmpfs_mb) * 1024 * 1024
+                    )
                     proc = subprocess.Popen(
-                        cgroup.wrap(cmd), stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr,
-                        env={"PATH": "/usr/bin:/bin"}, pass_fds=(program_fd, code, *fds), start_new_session=True,
+                        cgroup.wrap(cmd),
+                        stdin=subprocess.DEVNULL,
+                        stdout=stdout,
+                        stderr=stderr,
+                        env={"PATH": "/usr/bin:/bin"},
+                        pass_fds=(program_fd, code, *fds),
+                        start_new_session=True,
                     )
                 finally:
                     os.close(program_fd)
@@ -437,13 +456,37 @@ class Sandbox:
             with open(os.path.join(work, "program.py"), "w", encoding="utf-8") as f:
                 f.write(program)
             code = _sealed_code("CANDIDATE")
-            argv = [*self.prefix, sys.executable, "-I", "-B", "-c", _runners.BOOT, str(code), limits, mode,
-                    "full" if self.guard else "off", "program.py", "", *fd_args]
-            env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", "HOME": work,
-                   "TMPDIR": work, "PYTHONHASHSEED": "0"}
+            argv = [
+                *self.prefix,
+                sys.executable,
+                "-I",
+                "-B",
+                "-c",
+                _runners.BOOT,
+                str(code),
+                limits,
+                mode,
+                "full" if self.guard else "off",
+                "program.py",
+                "",
+                *fd_args,
+            ]
+            env = {
+                "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+                "LANG": "C.UTF-8",
+                "HOME": work,
+                "TMPDIR": work,
+                "PYTHONHASHSEED": "0",
+            }
             proc = subprocess.Popen(
-                cgroup.wrap(argv), cwd=work, env=env, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr,
-                pass_fds=(code, *fds), start_new_session=True,
+                cgroup.wrap(argv),
+                cwd=work,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=stdout,
+                stderr=stderr,
+                pass_fds=(code, *fds),
+                start_new_session=True,
             )
             return proc, cgroup
         except BaseException:
@@ -484,8 +527,15 @@ class Sandbox:
         try:
             return self._run(program, start)
         except Exception as error:  # the sandbox's own failure: this program's verdict only
-            return Execution(status="error", returncode=None, stdout="", stderr="", wall_time=time.monotonic() - start,
-                             detail=f"sandbox error: {type(error).__name__}: {error}", backend=self.backend)
+            return Execution(
+                status="error",
+                returncode=None,
+                stdout="",
+                stderr="",
+                wall_time=time.monotonic() - start,
+                detail=f"sandbox error: {type(error).__name__}: {error}",
+                backend=self.backend,
+            )
 
     def _run(self, program: str, start: float) -> Execution:
         lim = self.limits
@@ -528,9 +578,15 @@ class Sandbox:
             status = "passed"
         else:
             status = "failed"
-        return Execution(status=status, returncode=None if timed_out else proc.returncode,
-                         stdout=_clip(stdout_bytes, lim.output_bytes), stderr=stderr, wall_time=wall,
-                         detail="timed out" if timed_out else "", backend=self.backend)
+        return Execution(
+            status=status,
+            returncode=None if timed_out else proc.returncode,
+            stdout=_clip(stdout_bytes, lim.output_bytes),
+            stderr=stderr,
+            wall_time=wall,
+            detail="timed out" if timed_out else "",
+            backend=self.backend,
+        )
 
     # -- the default protocol: a trusted judge ---------------------------------------
 
@@ -557,8 +613,15 @@ class Sandbox:
         try:
             return self._check(program, tests, start)
         except Exception as error:
-            return Execution(status="error", returncode=None, stdout="", stderr="", wall_time=time.monotonic() - start,
-                             detail=f"sandbox error: {type(error).__name__}: {error}", backend=self.backend)
+            return Execution(
+                status="error",
+                returncode=None,
+                stdout="",
+                stderr="",
+                wall_time=time.monotonic() - start,
+                detail=f"sandbox error: {type(error).__name__}: {error}",
+                backend=self.backend,
+            )
 
     def _check(self, program: str, tests: str, start: float) -> Execution:
         lim = self.limits
@@ -580,12 +643,28 @@ class Sandbox:
                 try:
                     cand, cgroup = self._spawn_candidate("serve", program, [req_r, rep_w], out, err, work)
                     judge_code = _sealed_code("JUDGE")
-                    judge_limits = self._limits_arg(None if os.getuid() == 0 else _user_process_count() + 64,
-                                                    max(lim.memory_mb, 512))
+                    judge_limits = self._limits_arg(
+                        None if os.getuid() == 0 else _user_process_count() + 64, max(lim.memory_mb, 512)
+                    )
                     judge = subprocess.Popen(
-                        [layout(self.modules).python, "-I", "-S", "-B", "-c", _runners.BOOT, str(judge_code),
-                         judge_limits, str(req_w), str(rep_r), str(ver_w), str(_REPLY_LIMIT), _judge_path()],
-                        stdin=tests_fd, stdout=judge_out, stderr=judge_out,
+                        [
+                            layout(self.modules).python,
+                            "-I",
+                            "-S",
+                            "-B",
+                            "-c",
+                            _runners.BOOT,
+                            str(judge_code),
+                            judge_limits,
+                            str(req_w),
+                            str(rep_r),
+                            str(ver_w),
+                            str(_REPLY_LIMIT),
+                            _judge_path(),
+                        ],
+                        stdin=tests_fd,
+                        stdout=judge_out,
+                        stderr=judge_out,
                         pass_fds=(judge_code, req_w, rep_r, ver_w),
                         env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", "PYTHONHASHSEED": "0"},
                         start_new_session=True,
@@ -620,9 +699,15 @@ class Sandbox:
             status, detail = _parse_verdict(verdict_data, judge.returncode if judge else None)
             if status == "error":  # the judge itself failed: say how, for whoever debugs it
                 detail += f": {judge_tail[-300:]}" if judge_tail else ""
-        return Execution(status=status, returncode=None if timed_out or cand is None else cand.returncode,
-                         stdout=_clip(stdout_bytes, lim.output_bytes), stderr=stderr, wall_time=wall,
-                         detail=detail, backend=self.backend)
+        return Execution(
+            status=status,
+            returncode=None if timed_out or cand is None else cand.returncode,
+            stdout=_clip(stdout_bytes, lim.output_bytes),
+            stderr=stderr,
+            wall_time=wall,
+            detail=detail,
+            backend=self.backend,
+        )
 
     # -- many --------------------------------------------------------------------------
 
@@ -631,8 +716,9 @@ class Sandbox:
         programs = list(programs)
         return self._many(self.run, [(p,) for p in programs], workers)
 
-    def check_many(self, pairs: Sequence[tuple[str, str]] | Iterable[tuple[str, str]], *,
-                   workers: int = 1) -> list[Execution]:
+    def check_many(
+        self, pairs: Sequence[tuple[str, str]] | Iterable[tuple[str, str]], *, workers: int = 1
+    ) -> list[Execution]:
         """:meth:`check` for each ``(program, tests)`` pair, ``workers`` at a time, results in order."""
         return self._many(self.check, [tuple(p) for p in pairs], workers)
 
@@ -652,7 +738,9 @@ def _judge_path() -> str:
     import site
 
     paths = [*site.getsitepackages(), site.getusersitepackages()]
-    return os.pathsep.join(p for p in dict.fromkeys([*(q for q in sys.path if "-packages" in q), *paths]) if os.path.isdir(p))
+    return os.pathsep.join(
+        p for p in dict.fromkeys([*(q for q in sys.path if "-packages" in q), *paths]) if os.path.isdir(p)
+    )
 
 
 def _parse_verdict(data: bytes, returncode: int | None) -> tuple[Status, str]:
@@ -667,4 +755,3 @@ def _parse_verdict(data: bytes, returncode: int | None) -> tuple[Status, str]:
     if returncode != 0 or status not in ("passed", "failed", "error"):
         return "error", f"the judge gave no verdict (exit status {returncode})"
     return status, detail
-

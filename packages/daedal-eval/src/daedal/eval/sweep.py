@@ -72,8 +72,11 @@ def sweep(
     for length, policies in configs:
         name = "daedal" if length is None else f"fixed-{length}"
         summary = run_suite(
-            engine.with_policies(list(policies)), suite, out / name,
-            description=f"{suite.name} {name}", **run_options,
+            engine.with_policies(list(policies)),
+            suite,
+            out / name,
+            description=f"{suite.name} {name}",
+            **run_options,
         )
         rows.append({"length": length, "output": str(out / name), "metrics": summary["metrics"]})
     if run_options.get("rank", 0) == 0:
@@ -112,8 +115,15 @@ def collect(output: str | os.PathLike[str]) -> list[dict[str, Any]]:
         else:
             continue
         summary = summarize(manifest_path.parent)
-        rows.append({"length": length, "output": str(manifest_path.parent), "suite": summary["suite"],
-                     "metrics": summary["metrics"], "complete": summary["complete"]})
+        rows.append(
+            {
+                "length": length,
+                "output": str(manifest_path.parent),
+                "suite": summary["suite"],
+                "metrics": summary["metrics"],
+                "complete": summary["complete"],
+            }
+        )
     rows.sort(key=lambda r: (r["length"] is None, r["length"] or 0))
     if not rows:
         raise ConfigError(

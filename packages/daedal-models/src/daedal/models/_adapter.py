@@ -380,7 +380,9 @@ class HFAdapter:
         rows = [r.tolist() if isinstance(r, torch.Tensor) else list(r) for r in ids]
         return [self.tokenizer.decode(r, skip_special_tokens=False) for r in rows]
 
-    def checked_inputs(self, tokens: torch.Tensor, length: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def checked_inputs(
+        self, tokens: torch.Tensor, length: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``tokens`` and ``length`` on the model's device, after the shape and length checks."""
         if tokens.dim() != 2:
             raise ConfigError(f"tokens must be [B, T] token ids, got shape {tuple(tokens.shape)}.")

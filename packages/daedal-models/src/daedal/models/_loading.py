@@ -454,8 +454,15 @@ def _no_weight_init() -> Iterator[None]:
     runs through ``torch._refs``, whose first call imports ``torch._dynamo`` (over a
     second of start-up for nothing).
     """
-    names = ("normal_", "uniform_", "kaiming_uniform_", "kaiming_normal_", "trunc_normal_",
-             "xavier_uniform_", "xavier_normal_")
+    names = (
+        "normal_",
+        "uniform_",
+        "kaiming_uniform_",
+        "kaiming_normal_",
+        "trunc_normal_",
+        "xavier_uniform_",
+        "xavier_normal_",
+    )
     saved = {n: getattr(torch.nn.init, n) for n in names}
     try:
         for n in names:

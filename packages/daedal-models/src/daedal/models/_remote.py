@@ -126,6 +126,7 @@ def load_remote(
             code="checkpoint",
         )
     from transformers import AutoModel
+
     target = resolve_dtype(dtype, checkpoint_dtype=raw.get("torch_dtype") or raw.get("dtype"))
     # transformers 5 renamed ``torch_dtype`` to ``dtype``.
     major = int(transformers.__version__.split(".")[0])

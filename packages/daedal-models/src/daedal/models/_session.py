@@ -29,7 +29,9 @@ class NativeBackend:
         self.shifted = bool(adapter.shifted)
         self.vocab_size = int(adapter.vocab_size)
 
-    def full(self, tokens: torch.Tensor, length: torch.Tensor, *, capture: bool) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    def full(
+        self, tokens: torch.Tensor, length: torch.Tensor, *, capture: bool
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         tokens, length = self.adapter.checked_inputs(tokens, length)
         layers: list[list[torch.Tensor]] = []
         kv = _layers.KVPass(layers, "capture") if capture else None
@@ -38,7 +40,13 @@ class NativeBackend:
         return hidden, [t for layer in layers for t in layer]
 
     def partial(
-        self, tokens: torch.Tensor, length: torch.Tensor, cols: torch.Tensor, store: list[torch.Tensor], *, write_back: bool
+        self,
+        tokens: torch.Tensor,
+        length: torch.Tensor,
+        cols: torch.Tensor,
+        store: list[torch.Tensor],
+        *,
+        write_back: bool,
     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         tokens, length = self.adapter.checked_inputs(tokens, length)
         layers = [list(store[i : i + 2]) for i in range(0, len(store), 2)]

@@ -130,61 +130,103 @@ def build_parser(commands: Sequence[str] = (), stubs: Sequence[str] = ()) -> arg
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     gen = sub.add_parser(
-        "generate", help="denoise prompts (default: bundled tiny model, its recommended DAEDAL settings, CPU)",
+        "generate",
+        help="denoise prompts (default: bundled tiny model, its recommended DAEDAL settings, CPU)",
         description="Denoise one or more prompts and print the results. Policies run in the order given; "
-                    "a missing length policy or decoder is filled in from the checkpoint's recommended "
-                    "settings (daedal.json).")
+        "a missing length policy or decoder is filled in from the checkpoint's recommended "
+        "settings (daedal.json).",
+    )
     gen.add_argument("prompts", nargs="*", metavar="PROMPT", help="prompt text (one user turn each)")
-    gen.add_argument("--config", type=Path, default=None, metavar="FILE",
-                     help="run config (YAML or JSON: model, adapter, policies, seed, dtype, device, prompts); "
-                          "flags override it")
-    gen.add_argument("--print-config", action="store_true",
-                     help="print the run config this command line amounts to (JSON, also valid YAML) and exit")
-    gen.add_argument("--model", default=None,
-                     help="checkpoint directory, bundled name or hub id (default: the bundled tiny model)")
-    gen.add_argument("--adapter", default=None,
-                     help="adapter name from 'daedal models' (default: from the checkpoint's config.json)")
-    gen.add_argument("--policy", action="append", default=None, metavar="SPEC", dest="policies",
-                     help="policy NAME or NAME:KEY=VALUE,... from 'daedal policies'; repeatable, in order "
-                          "(default: the checkpoint's recommended policies; a recommended policy named here "
-                          "starts from its recommended parameters)")
-    gen.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="assignments",
-                     help="parameter of the last --policy (of the recommended policy without one); repeatable")
+    gen.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="run config (YAML or JSON: model, adapter, policies, seed, dtype, device, prompts); flags override it",
+    )
+    gen.add_argument(
+        "--print-config",
+        action="store_true",
+        help="print the run config this command line amounts to (JSON, also valid YAML) and exit",
+    )
+    gen.add_argument(
+        "--model", default=None, help="checkpoint directory, bundled name or hub id (default: the bundled tiny model)"
+    )
+    gen.add_argument(
+        "--adapter", default=None, help="adapter name from 'daedal models' (default: from the checkpoint's config.json)"
+    )
+    gen.add_argument(
+        "--policy",
+        action="append",
+        default=None,
+        metavar="SPEC",
+        dest="policies",
+        help="policy NAME or NAME:KEY=VALUE,... from 'daedal policies'; repeatable, in order "
+        "(default: the checkpoint's recommended policies; a recommended policy named here "
+        "starts from its recommended parameters)",
+    )
+    gen.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        dest="assignments",
+        help="parameter of the last --policy (of the recommended policy without one); repeatable",
+    )
     gen.add_argument("--seed", type=int, default=None, help="engine seed (default: 0)")
     gen.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cpu)")
     gen.add_argument("--dtype", default=None, help="auto, float32, bfloat16, float16 (default: auto)")
-    gen.add_argument("--json", action="store_true",
-                     help="print the results, lengths, statistics and warnings as JSON")
-    gen.add_argument("--trace", type=Path, default=None, metavar="PATH",
-                     help="record the step trace to this JSONL file (its directory must exist)")
-    gen.add_argument("--live", action=argparse.BooleanOptionalAction, default=None,
-                     help="draw the canvas while it denoises (default: when stdout is a terminal)")
-    gen.add_argument("--delay", type=float, default=0.05,
-                     help="seconds to pause per drawn step in the live view (default: 0.05)")
+    gen.add_argument("--json", action="store_true", help="print the results, lengths, statistics and warnings as JSON")
+    gen.add_argument(
+        "--trace",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="record the step trace to this JSONL file (its directory must exist)",
+    )
+    gen.add_argument(
+        "--live",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="draw the canvas while it denoises (default: when stdout is a terminal)",
+    )
+    gen.add_argument(
+        "--delay", type=float, default=0.05, help="seconds to pause per drawn step in the live view (default: 0.05)"
+    )
     gen.add_argument("--raw", action="store_true", help="print the generation with its end-of-text tokens")
     gen.set_defaults(func=_generate)
 
     trace = sub.add_parser("trace", help="work with recorded traces", description="Work with recorded traces.")
     tsub = trace.add_subparsers(dest="trace_command", metavar="ACTION")
-    render = tsub.add_parser("render", help="replay a trace as a self-contained HTML page",
-                             description="Replay a trace (from 'daedal generate --trace') as an HTML page.")
+    render = tsub.add_parser(
+        "render",
+        help="replay a trace as a self-contained HTML page",
+        description="Replay a trace (from 'daedal generate --trace') as an HTML page.",
+    )
     render.add_argument("trace", type=Path, help="trace JSONL file")
-    render.add_argument("--html", type=Path, required=True, metavar="OUT",
-                        help="HTML file to write (its directory must exist)")
+    render.add_argument(
+        "--html", type=Path, required=True, metavar="OUT", help="HTML file to write (its directory must exist)"
+    )
     render.add_argument("--title", default=None)
     render.set_defaults(func=_trace_render)
     trace.set_defaults(func=lambda args: _missing_action(trace))
 
-    pol = sub.add_parser("policies", help="list installed policies; NAME or --verbose: their parameters",
-                         description="List the installed policies (without importing them); with NAME or "
-                                     "--verbose, each policy's summary and parameters with types and defaults.")
+    pol = sub.add_parser(
+        "policies",
+        help="list installed policies; NAME or --verbose: their parameters",
+        description="List the installed policies (without importing them); with NAME or "
+        "--verbose, each policy's summary and parameters with types and defaults.",
+    )
     pol.add_argument("names", nargs="*", metavar="NAME", help="policies to describe")
     pol.add_argument("--verbose", "-v", action="store_true", help="describe every policy (imports them)")
     pol.add_argument("--json", action="store_true")
     pol.set_defaults(func=_policies)
-    mod = sub.add_parser("models", help="list the adapters --adapter accepts and the bundled checkpoints",
-                         description="List the model adapters that 'daedal generate --adapter' accepts and the "
-                                     "bundled checkpoints, without loading them.")
+    mod = sub.add_parser(
+        "models",
+        help="list the adapters --adapter accepts and the bundled checkpoints",
+        description="List the model adapters that 'daedal generate --adapter' accepts and the "
+        "bundled checkpoints, without loading them.",
+    )
     mod.add_argument("--json", action="store_true")
     mod.set_defaults(func=_models)
 
@@ -245,8 +287,11 @@ def _policies(args: argparse.Namespace) -> int:
             if not d["parameters"]:
                 print("  no parameters")
             for p in d["parameters"]:
-                print(f"  {p['name']}: {p['type']} (required)" if p["required"] else
-                      f"  {p['name']}: {p['type']} = {p['default']!r}")
+                print(
+                    f"  {p['name']}: {p['type']} (required)"
+                    if p["required"]
+                    else f"  {p['name']}: {p['type']} = {p['default']!r}"
+                )
                 if p["description"]:
                     print(f"      {p['description']}")
         return EXIT_OK
@@ -291,11 +336,16 @@ def _models(args: argparse.Namespace) -> int:
     accepted, other = _checkpoint_adapters()
     checkpoints = _bundled_checkpoints()
     if args.json:
-        print(json.dumps({
-            "adapters": {n: {"target": t, "distribution": d} for n, (t, d) in accepted.items()},
-            "python_only": {n: {"target": t, "distribution": d} for n, (t, d) in other.items()},
-            "bundled": checkpoints,
-        }, indent=1))
+        print(
+            json.dumps(
+                {
+                    "adapters": {n: {"target": t, "distribution": d} for n, (t, d) in accepted.items()},
+                    "python_only": {n: {"target": t, "distribution": d} for n, (t, d) in other.items()},
+                    "bundled": checkpoints,
+                },
+                indent=1,
+            )
+        )
         return EXIT_OK
     print("adapters (daedal generate --adapter NAME):")
     width = max((len(n) for n in accepted), default=0)
@@ -317,8 +367,15 @@ def _models(args: argparse.Namespace) -> int:
 
 def _resolve_run(args: argparse.Namespace) -> dict[str, Any]:
     """The run this command line amounts to: config file first, flags over it (imports no torch)."""
-    run: dict[str, Any] = {"model": None, "adapter": None, "policies": [], "seed": 0, "dtype": "auto",
-                           "device": "cpu", "prompts": []}
+    run: dict[str, Any] = {
+        "model": None,
+        "adapter": None,
+        "policies": [],
+        "seed": 0,
+        "dtype": "auto",
+        "device": "cpu",
+        "prompts": [],
+    }
     if args.config is not None:
         config = load_config(args.config, GENERATE_SCHEMA)
         for key, value in config.data.items():
@@ -333,11 +390,13 @@ def _resolve_run(args: argparse.Namespace) -> dict[str, Any]:
     if args.prompts:
         run["prompts"] = list(args.prompts)
     if not run["prompts"]:
-        raise CLIError("no PROMPT given; pass one or more prompts, e.g. daedal generate \"reverse: a b c\" "
-                       "(or 'prompts' in the --config file)")
+        raise CLIError(
+            'no PROMPT given; pass one or more prompts, e.g. daedal generate "reverse: a b c" '
+            "(or 'prompts' in the --config file)"
+        )
     for i, prompt in enumerate(run["prompts"]):
         if not prompt.strip():
-            raise CLIError(f"prompt {i + 1} is empty; give the model something to answer, e.g. \"reverse: a b c\"")
+            raise CLIError(f'prompt {i + 1} is empty; give the model something to answer, e.g. "reverse: a b c"')
     return run
 
 
@@ -363,14 +422,17 @@ def _resolve_model(model: str | None) -> tuple[str, Path | None]:
     path = Path(model).expanduser()
     if path.is_dir():
         if not (path / "config.json").is_file():
-            raise CLIError(f"--model {model!r} is a directory without config.json; pass a checkpoint directory",
-                           EXIT_CHECKPOINT)
+            raise CLIError(
+                f"--model {model!r} is a directory without config.json; pass a checkpoint directory", EXIT_CHECKPOINT
+            )
         return model, path
     hub_like = model.count("/") == 1 and not model.startswith((".", "/", "~")) and not path.exists()
     if not hub_like:
-        raise CLIError(f"--model {model!r}: no checkpoint directory there; pass an existing checkpoint directory, "
-                       f"a bundled name ({', '.join(bundled_dirs) or 'none installed'}) or a hub id (owner/name)",
-                       EXIT_CHECKPOINT)
+        raise CLIError(
+            f"--model {model!r}: no checkpoint directory there; pass an existing checkpoint directory, "
+            f"a bundled name ({', '.join(bundled_dirs) or 'none installed'}) or a hub id (owner/name)",
+            EXIT_CHECKPOINT,
+        )
     return model, None
 
 
@@ -383,17 +445,23 @@ def _adapter_class(name: str | None, directory: Path | None) -> Any:
             try:
                 kind = str(json.loads((directory / "config.json").read_text(encoding="utf-8")).get("model_type", ""))
             except (OSError, ValueError) as exc:
-                raise CLIError(f"--model {str(directory)!r}: config.json is unreadable: {exc}", EXIT_CHECKPOINT) from exc
+                raise CLIError(
+                    f"--model {str(directory)!r}: config.json is unreadable: {exc}", EXIT_CHECKPOINT
+                ) from exc
             found = registry.adapter_for_model_type(kind)
             if found is None:
                 declared = ", ".join(f"{n}: {list(t)}" for n, t in registry.declared_model_types().items())
-                raise CLIError(f"--model {str(directory)!r}: no installed adapter loads model_type {kind!r} "
-                               f"(declared: {declared or 'none'}); pass --adapter NAME", EXIT_CHECKPOINT)
+                raise CLIError(
+                    f"--model {str(directory)!r}: no installed adapter loads model_type {kind!r} "
+                    f"(declared: {declared or 'none'}); pass --adapter NAME",
+                    EXIT_CHECKPOINT,
+                )
             name = found
     accepted, _ = _checkpoint_adapters()
     if name not in accepted:
-        raise CLIError(f"--adapter {name!r} is not an installed adapter; choose one of {sorted(accepted)} "
-                       "(see 'daedal models')")
+        raise CLIError(
+            f"--adapter {name!r} is not an installed adapter; choose one of {sorted(accepted)} (see 'daedal models')"
+        )
     cls = registry.load("adapters", name)
     if not hasattr(cls, "from_pretrained"):
         raise CLIError(f"--adapter {name!r} cannot load checkpoints (it has no from_pretrained)")
@@ -406,8 +474,10 @@ def _compose(run: dict[str, Any], assignments: dict[str, Any], directory: Path |
     known = _available("policies")
     for spec in run["policies"]:
         if spec.name not in known:
-            raise CLIError(f"--policy {spec.name!r} is not an installed policy; choose one of {sorted(known)} "
-                           "(see 'daedal policies')")
+            raise CLIError(
+                f"--policy {spec.name!r} is not an installed policy; choose one of {sorted(known)} "
+                "(see 'daedal policies')"
+            )
     recommended = recommended_specs(directory) or [PolicySpec("daedal")]
     specs = [PolicySpec(s.name, s.params) for s in run["policies"]]
     if assignments:
@@ -419,9 +489,13 @@ def _compose(run: dict[str, Any], assignments: dict[str, Any], directory: Path |
 
 def _run_config(run: dict[str, Any], composition: Any) -> dict[str, Any]:
     return {
-        "model": run["model"], "adapter": run["adapter"],
+        "model": run["model"],
+        "adapter": run["adapter"],
         "policies": [format_policy_spec(s) for s in composition.specs],
-        "seed": run["seed"], "dtype": run["dtype"], "device": run["device"], "prompts": list(run["prompts"]),
+        "seed": run["seed"],
+        "dtype": run["dtype"],
+        "device": run["device"],
+        "prompts": list(run["prompts"]),
     }
 
 
@@ -459,16 +533,20 @@ def _prompt_warnings(adapter: Any, prompts: Sequence[str], directory: Path | Non
     unknown = [_unknown_pieces(adapter, p) for p in prompts]
     for i, pieces in enumerate(unknown):
         if pieces:
-            warnings.append(f"prompt {i + 1} has {len(pieces)} piece(s) the tokenizer does not know, read as its "
-                            f"unknown token: {', '.join(map(repr, pieces))}")
+            warnings.append(
+                f"prompt {i + 1} has {len(pieces)} piece(s) the tokenizer does not know, read as its "
+                f"unknown token: {', '.join(map(repr, pieces))}"
+            )
     if directory is not None and str(directory.resolve()) in _bundled_checkpoints().values():
         from daedal.models.bundled import tasks
 
         for i, prompt in enumerate(prompts):
             problem = tasks.check_prompt(prompt)
             if problem:
-                warnings.append(f"prompt {i + 1} ({prompt!r}) is not one of the bundled model's tasks ({problem}); "
-                                "expect an arbitrary answer")
+                warnings.append(
+                    f"prompt {i + 1} ({prompt!r}) is not one of the bundled model's tasks ({problem}); "
+                    "expect an arbitrary answer"
+                )
     return warnings, unknown
 
 
@@ -483,8 +561,10 @@ def _check_output_path(path: Path | None, option: str) -> None:
         return
     parent = path.expanduser().parent
     if not parent.is_dir():
-        raise CLIError(f"{option} {str(path)!r}: the directory {str(parent)!r} does not exist; create it first "
-                       "(daedal does not create directories) or pick an existing one")
+        raise CLIError(
+            f"{option} {str(path)!r}: the directory {str(parent)!r} does not exist; create it first "
+            "(daedal does not create directories) or pick an existing one"
+        )
 
 
 def _generate(args: argparse.Namespace) -> int:
@@ -502,16 +582,19 @@ def _generate(args: argparse.Namespace) -> int:
     if composition.filled and run["policies"]:
         given = ", ".join(format_policy_spec(s) for s in run["policies"])
         added = ", ".join(s.name for s in composition.filled)
-        print(f"{PROG}: note: {given} leaves roles open; filled in from {name}'s recommended settings: {added}",
-              file=sys.stderr)
+        print(
+            f"{PROG}: note: {given} leaves roles open; filled in from {name}'s recommended settings: {added}",
+            file=sys.stderr,
+        )
     cls = _adapter_class(run["adapter"], directory)
 
     import torch
 
     from daedal.core import Engine, EngineConfig
 
-    adapter = cls.from_pretrained(str(directory) if directory is not None else name, dtype=run["dtype"],
-                                  device=run["device"])
+    adapter = cls.from_pretrained(
+        str(directory) if directory is not None else name, dtype=run["dtype"], device=run["device"]
+    )
     prompts = list(run["prompts"])
     warnings, unknown = _prompt_warnings(adapter, prompts, directory)
     for message in warnings:
@@ -536,8 +619,10 @@ def _generate(args: argparse.Namespace) -> int:
     cut = _truncated(adapter, result)
     for i, is_cut in enumerate(cut):
         if is_cut:
-            message = (f"prompt {i + 1} filled all {result.lengths[i]} generation slots without an end-of-text "
-                       "token: the answer is probably cut; raise max_gen_length (or gen_length)")
+            message = (
+                f"prompt {i + 1} filled all {result.lengths[i]} generation slots without an end-of-text "
+                "token: the answer is probably cut; raise max_gen_length (or gen_length)"
+            )
             warnings.append(message)
             if not args.json:
                 warn(message)
@@ -545,32 +630,59 @@ def _generate(args: argparse.Namespace) -> int:
     if args.trace is not None:
         _write_trace(args.trace, adapter, result, name, specs, run["seed"], prompts)
     if args.json:
-        stats = {k: getattr(result.stats, k) for k in (
-            "forward_passes", "steps", "canvas_tokens", "generated_tokens", "effective_tokens", "expansions",
-            "wall_time", "model_time")}
+        stats = {
+            k: getattr(result.stats, k)
+            for k in (
+                "forward_passes",
+                "steps",
+                "canvas_tokens",
+                "generated_tokens",
+                "effective_tokens",
+                "expansions",
+                "wall_time",
+                "model_time",
+            )
+        }
         stats["effective_ratio"] = result.stats.effective_ratio
-        print(json.dumps({
-            "model": name, "policies": specs, "filled_in": [format_policy_spec(s) for s in composition.filled],
-            "seed": run["seed"],
-            "results": [
-                {"prompt": p, "text": t, "raw": r, "tokens": toks, "length": n, "hit_max_length": c,
-                 "unknown": u}
-                for p, t, r, toks, n, c, u in zip(prompts, texts, raw, result.tokens, result.lengths, cut, unknown,
-                                                  strict=False)
-            ],
-            "stats": stats,
-            "warnings": warnings,
-            "info": _jsonable(result.info),
-            "config": _run_config(run, composition),
-            "trace": str(args.trace) if args.trace is not None else None,
-        }, indent=1))
+        print(
+            json.dumps(
+                {
+                    "model": name,
+                    "policies": specs,
+                    "filled_in": [format_policy_spec(s) for s in composition.filled],
+                    "seed": run["seed"],
+                    "results": [
+                        {
+                            "prompt": p,
+                            "text": t,
+                            "raw": r,
+                            "tokens": toks,
+                            "length": n,
+                            "hit_max_length": c,
+                            "unknown": u,
+                        }
+                        for p, t, r, toks, n, c, u in zip(
+                            prompts, texts, raw, result.tokens, result.lengths, cut, unknown, strict=False
+                        )
+                    ],
+                    "stats": stats,
+                    "warnings": warnings,
+                    "info": _jsonable(result.info),
+                    "config": _run_config(run, composition),
+                    "trace": str(args.trace) if args.trace is not None else None,
+                },
+                indent=1,
+            )
+        )
         return EXIT_OK
     for text, r in zip(texts, raw, strict=False):
         print(r if args.raw else text)
     if view is not None:
         s = result.stats
-        print(f"[{s.forward_passes} forward passes, {s.steps} steps, lengths {result.lengths}, "
-              f"{s.wall_time:.2f}s]", file=sys.stderr)
+        print(
+            f"[{s.forward_passes} forward passes, {s.steps} steps, lengths {result.lengths}, {s.wall_time:.2f}s]",
+            file=sys.stderr,
+        )
     return EXIT_OK
 
 
@@ -582,8 +694,9 @@ def _jsonable(value: Any) -> Any:
         return repr(value)
 
 
-def _write_trace(path: Path, adapter: Any, result: Any, name: str, specs: list[str], seed: int,
-                 prompts: list[str]) -> None:
+def _write_trace(
+    path: Path, adapter: Any, result: Any, name: str, specs: list[str], seed: int, prompts: list[str]
+) -> None:
     from daedal.models.viz.frames import VOCAB_KIND, token_strings
 
     trace = result.trace

@@ -211,7 +211,18 @@ def describe_policy(name: str) -> dict[str, Any]:
             if not required:
                 default = f.default.factory() if isinstance(f.default, attrs.Factory) else f.default  # type: ignore[attr-defined]
             type_name = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", repr(f.type))
-            params.append({"name": f.name, "type": type_name, "default": default, "required": required,
-                           "description": docs.get(f.name, "")})
-    return {"name": name, "target": registry.available("policies")[name].target, "summary": summary,
-            "parameters": params}
+            params.append(
+                {
+                    "name": f.name,
+                    "type": type_name,
+                    "default": default,
+                    "required": required,
+                    "description": docs.get(f.name, ""),
+                }
+            )
+    return {
+        "name": name,
+        "target": registry.available("policies")[name].target,
+        "summary": summary,
+        "parameters": params,
+    }

@@ -222,7 +222,7 @@ def _json_lines(text: str, data: Mapping[str, Any]) -> dict[str, int]:
     lines: dict[str, int] = {}
     rows = text.splitlines()
     for key in data:
-        pattern = re.compile(r'^\s*[{,]?\s*' + re.escape(json.dumps(key)) + r"\s*:")
+        pattern = re.compile(r"^\s*[{,]?\s*" + re.escape(json.dumps(key)) + r"\s*:")
         for n, row in enumerate(rows, start=1):
             if pattern.search(row):
                 lines[key] = n
@@ -268,8 +268,9 @@ def load_config(
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise _config_error(f"{file}: a config file holds a mapping of keys ({', '.join(schema)}), "
-                            f"not a {type(data).__name__}")
+        raise _config_error(
+            f"{file}: a config file holds a mapping of keys ({', '.join(schema)}), not a {type(data).__name__}"
+        )
     config = ConfigFile(file, data, _yaml_lines(text) if yaml_file else _json_lines(text, data))
     for key, value in data.items():
         if key not in schema:
@@ -302,11 +303,13 @@ def policy_specs_from_config(config: ConfigFile, key: str = "policies") -> list[
             name, params = next(iter(item.items()))
             params = params or {}
         else:
-            raise config.error(where, f"{key}[{i}] is {item!r}; write 'name', 'name:key=value,...' or "
-                                      "{name: {key: value}}")
+            raise config.error(
+                where, f"{key}[{i}] is {item!r}; write 'name', 'name:key=value,...' or {{name: {{key: value}}}}"
+            )
         if not isinstance(name, str) or not _NAME.match(name) or not isinstance(params, dict):
-            raise config.error(where, f"{key}[{i}] is {item!r}: the name must be a policy name and its "
-                                      "parameters a mapping")
+            raise config.error(
+                where, f"{key}[{i}] is {item!r}: the name must be a policy name and its parameters a mapping"
+            )
         specs.append(PolicySpec(name, {str(k).replace("-", "_"): v for k, v in params.items()}))
     return specs
 
@@ -314,4 +317,3 @@ def policy_specs_from_config(config: ConfigFile, key: str = "policies") -> list[
 def dump_config(data: Mapping[str, Any]) -> str:
     """A config as JSON text (JSON is also valid YAML), keys in the schema's order."""
     return json.dumps(dict(data), indent=2) + "\n"
-

@@ -16,9 +16,7 @@ def _is_number(value: object) -> bool:
 def unit_interval(_inst: object, attribute: attrs.Attribute, value: object) -> None:
     """A probability threshold: a finite number in [0, 1]."""
     if not _is_number(value) or not 0.0 <= value <= 1.0:  # type: ignore[operator]
-        raise ConfigError(
-            f"`{attribute.name}` must be a number in [0, 1], got {value!r}: thresholds are probabilities"
-        )
+        raise ConfigError(f"`{attribute.name}` must be a number in [0, 1], got {value!r}: thresholds are probabilities")
 
 
 def non_negative(_inst: object, attribute: attrs.Attribute, value: object) -> None:

@@ -206,4 +206,3 @@ def cached_llada_parts(bundle: Any) -> list[object]:
     if bundle.cfg_scale > 0:
         parts.append(ClassifierFreeGuidance(**part_kwargs(bundle, ClassifierFreeGuidance)))
     return parts
-

@@ -126,7 +126,9 @@ def eos_confidence_of(
 
 def _screen_ids(prediction: Prediction, eos_id: int) -> torch.Tensor:
     """Candidate ids likely to beat EOS: the distinct proposals of the prediction's own columns."""
-    return _merge_ids(prediction.gather(prediction.argmax).reshape(-1)[:0], prediction.gather(prediction.argmax), eos_id)
+    return _merge_ids(
+        prediction.gather(prediction.argmax).reshape(-1)[:0], prediction.gather(prediction.argmax), eos_id
+    )
 
 
 def _merge_ids(ids: torch.Tensor, more: torch.Tensor, eos_id: int) -> torch.Tensor:

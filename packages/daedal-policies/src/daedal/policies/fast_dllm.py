@@ -129,7 +129,10 @@ class FastDllm:
         """The policies this bundle stands for."""
         parts: list[object] = [FixedLength(**part_kwargs(self, FixedLength))]
         if self.cache is None:
-            parts += [BlockPointer(**part_kwargs(self, BlockPointer)), ParallelUnmask(**part_kwargs(self, ParallelUnmask))]
+            parts += [
+                BlockPointer(**part_kwargs(self, BlockPointer)),
+                ParallelUnmask(**part_kwargs(self, ParallelUnmask)),
+            ]
         else:
             from daedal.policies.cache import CachedBlocks, CachedParallelUnmask, KVCache
 

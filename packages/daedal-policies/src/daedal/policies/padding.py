@@ -129,7 +129,9 @@ class LeftPaddedFixedLength:
     @hookimpl
     def initial_canvas(self, state: State) -> Canvas:
         a = state.adapter
-        prompts = layout_prompts(state.prompts, left_pad=True, eos_id=a.eos_id, pad_id=a.pad_id, device=torch.device(a.device))
+        prompts = layout_prompts(
+            state.prompts, left_pad=True, eos_id=a.eos_id, pad_id=a.pad_id, device=torch.device(a.device)
+        )
         check_fits(state, prompts, self.gen_length, "gen_length")
         masks = torch.full_like(prompts.prompt_len, self.gen_length)
         return build_canvas(prompts, masks, mask_id=a.mask_id, max_gen_length=self.gen_length)

@@ -50,9 +50,7 @@ def best_non_mask_of(prediction: Prediction, mask_id: int) -> tuple[torch.Tensor
     return prediction.scatter(prob, float("nan")), prediction.scatter(token, -1)
 
 
-def threshold_fill(
-    prediction: Prediction, candidates: torch.Tensor, threshold: float, mask_id: int
-) -> Unmask:
+def threshold_fill(prediction: Prediction, candidates: torch.Tensor, threshold: float, mask_id: int) -> Unmask:
     """DAEDAL's fill rule (reference semantics §6 step 6) on the ``candidates`` of each row.
 
     DAEDAL has its own rule for a mask proposal (skip it; if only mask proposals are left,

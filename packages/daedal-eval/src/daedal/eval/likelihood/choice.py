@@ -122,8 +122,9 @@ def choice_docs(
     return out
 
 
-def score_choices(adapter: Any, docs: Sequence[dict[str, Any]], *, chat_template: bool = True,
-                  **estimator: Any) -> dict[str, Any]:
+def score_choices(
+    adapter: Any, docs: Sequence[dict[str, Any]], *, chat_template: bool = True, **estimator: Any
+) -> dict[str, Any]:
     """Accuracy of picking the highest-ELBO choice, overall and per family.
 
     Args:
@@ -162,8 +163,9 @@ def score_choices(adapter: Any, docs: Sequence[dict[str, Any]], *, chat_template
     }
 
 
-def write_lm_eval_task(directory: str | os.PathLike[str], docs: Sequence[dict[str, Any]] | None = None,
-                       *, name: str = TASK_NAME) -> Path:
+def write_lm_eval_task(
+    directory: str | os.PathLike[str], docs: Sequence[dict[str, Any]] | None = None, *, name: str = TASK_NAME
+) -> Path:
     """Write ``<name>.jsonl`` and ``<name>.yaml`` (an lm-eval multiple-choice task) into ``directory``.
 
     Args:

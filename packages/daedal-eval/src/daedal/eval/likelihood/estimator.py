@@ -70,8 +70,9 @@ class Estimate(float):
     samples: int
     exact: bool
 
-    def __new__(cls, value: float, stderr: float = 0.0, *, n_tokens: int = 0, samples: int = 0,
-                exact: bool = False) -> Estimate:
+    def __new__(
+        cls, value: float, stderr: float = 0.0, *, n_tokens: int = 0, samples: int = 0, exact: bool = False
+    ) -> Estimate:
         obj = super().__new__(cls, value)
         obj.stderr = float(stderr)
         obj.n_tokens = int(n_tokens)
@@ -113,7 +114,12 @@ def check_settings(mc_num: Any, batch_size: Any, cfg_scale: Any, seed: Any) -> N
             f"`mc_num` must be a positive multiple of `batch_size` (mini-batches of equal size), got "
             f"mc_num={mc_num} with batch_size={batch_size}: pass e.g. mc_num={batch_size * max(1, round(mc_num / batch_size))}"
         )
-    if isinstance(cfg_scale, bool) or not isinstance(cfg_scale, (int, float)) or not math.isfinite(cfg_scale) or cfg_scale < 0:
+    if (
+        isinstance(cfg_scale, bool)
+        or not isinstance(cfg_scale, (int, float))
+        or not math.isfinite(cfg_scale)
+        or cfg_scale < 0
+    ):
         raise ConfigError(f"`cfg_scale` must be a finite number >= 0 (0 disables guidance), got {cfg_scale!r}")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ConfigError(f"`seed` must be a non-negative int, got {seed!r}")
@@ -125,15 +131,18 @@ def _ids(name: str, ids: Any) -> list[int]:
             raise ConfigError(f"`{name}` must be a 1-D sequence of token ids, got a tensor of shape {tuple(ids.shape)}")
         return [int(v) for v in ids.tolist()]
     if isinstance(ids, (str, bytes)) or not isinstance(ids, Iterable):
-        raise ConfigError(f"`{name}` must be a sequence of token ids (encode text with adapter.encode), got {ids!r:.80}")
+        raise ConfigError(
+            f"`{name}` must be a sequence of token ids (encode text with adapter.encode), got {ids!r:.80}"
+        )
     out = list(ids)
     if not all(isinstance(v, int) and not isinstance(v, bool) for v in out):
         raise ConfigError(f"`{name}` must hold int token ids, got {out!r:.80}")
     return out
 
 
-def check_pair(adapter: Any, prompt_ids: Any, answer_ids: Any, *, exact: bool = False,
-               where: str = "") -> tuple[list[int], list[int]]:
+def check_pair(
+    adapter: Any, prompt_ids: Any, answer_ids: Any, *, exact: bool = False, where: str = ""
+) -> tuple[list[int], list[int]]:
     """Token lists of one ``(prompt, answer)`` pair, checked against the adapter.
 
     Raises:
@@ -209,14 +218,16 @@ class _Plan:
 
     __slots__ = ("prompt", "answer", "masks", "weights", "exact")
 
-    def __init__(self, prompt: list[int], answer: list[int], masks: torch.Tensor, weights: torch.Tensor,
-                 exact: bool) -> None:
+    def __init__(
+        self, prompt: list[int], answer: list[int], masks: torch.Tensor, weights: torch.Tensor, exact: bool
+    ) -> None:
         self.prompt, self.answer = prompt, answer
         self.masks, self.weights, self.exact = masks, weights, exact
 
 
-def _monte_carlo_plan(prompt: list[int], answer: list[int], mc_num: int, batch_size: int, seed: int,
-                      seed_on_answer: bool = False) -> _Plan:
+def _monte_carlo_plan(
+    prompt: list[int], answer: list[int], mc_num: int, batch_size: int, seed: int, seed_on_answer: bool = False
+) -> _Plan:
     L = len(answer)
     n_batches = mc_num // batch_size
     gen = torch.Generator().manual_seed(pair_seed(seed, [*prompt, -1, *answer] if seed_on_answer else prompt))
@@ -261,8 +272,13 @@ def guide(cond: torch.Tensor, uncond: torch.Tensor, cfg_scale: float) -> torch.T
 
 
 def _masked_cross_entropy(
-    adapter: Any, tokens: torch.Tensor, lengths: torch.Tensor, starts: torch.Tensor, targets: torch.Tensor,
-    masked: torch.Tensor, cfg_scale: float,
+    adapter: Any,
+    tokens: torch.Tensor,
+    lengths: torch.Tensor,
+    starts: torch.Tensor,
+    targets: torch.Tensor,
+    masked: torch.Tensor,
+    cfg_scale: float,
 ) -> torch.Tensor:
     """Sum over each row's masked answer slots of the cross-entropy of its target token.
 
@@ -310,7 +326,11 @@ def _masked_cross_entropy(
 
 
 def _run_rows(
-    adapter: Any, plans: Sequence[_Plan], *, rows_per_forward: int, cfg_scale: float,
+    adapter: Any,
+    plans: Sequence[_Plan],
+    *,
+    rows_per_forward: int,
+    cfg_scale: float,
     advance: Callable[[int], None],
 ) -> list[torch.Tensor]:
     """Per-row masked cross-entropy sums of every plan, distinct rows computed once."""
@@ -440,8 +460,14 @@ def log_likelihoods(
     for n, pair in enumerate(pairs):
         if not isinstance(pair, (tuple, list)) or len(pair) != 2:
             raise ConfigError(f"`pairs[{n}]` must be a (prompt_ids, answer_ids) pair, got {pair!r:.80}")
-        prompt, answer = check_pair(adapter, pair[0], pair[1], exact=exact, where=f" of pairs[{n}]" if len(pairs) > 1 else "")
-        plans.append(_exact_plan(prompt, answer) if exact else _monte_carlo_plan(prompt, answer, mc_num, batch_size, seed, seed_on_answer))
+        prompt, answer = check_pair(
+            adapter, pair[0], pair[1], exact=exact, where=f" of pairs[{n}]" if len(pairs) > 1 else ""
+        )
+        plans.append(
+            _exact_plan(prompt, answer)
+            if exact
+            else _monte_carlo_plan(prompt, answer, mc_num, batch_size, seed, seed_on_answer)
+        )
     if not plans:
         return []
     total = sum(len(p.weights) for p in plans)
@@ -482,5 +508,13 @@ def log_likelihood(
         ConfigError: Empty answer, prompt and answer longer than ``adapter.max_length``,
             ``mc_num`` not a positive multiple of ``batch_size``, ``exact`` on a long answer.
     """
-    return log_likelihoods(adapter, [(prompt_ids, answer_ids)], mc_num=mc_num, batch_size=batch_size,
-                           cfg_scale=cfg_scale, seed=seed, exact=exact, progress=False)[0]
+    return log_likelihoods(
+        adapter,
+        [(prompt_ids, answer_ids)],
+        mc_num=mc_num,
+        batch_size=batch_size,
+        cfg_scale=cfg_scale,
+        seed=seed,
+        exact=exact,
+        progress=False,
+    )[0]

@@ -33,7 +33,9 @@ def greedy_matches(
         from daedal.core.errors import ConfigError
 
         raise ConfigError(f"`cfg_scale` must be a number >= 0 (0 disables guidance), got {cfg_scale!r}")
-    checked = [check_pair(adapter, p, a, where=f" of pairs[{n}]" if len(pairs) > 1 else "") for n, (p, a) in enumerate(pairs)]
+    checked = [
+        check_pair(adapter, p, a, where=f" of pairs[{n}]" if len(pairs) > 1 else "") for n, (p, a) in enumerate(pairs)
+    ]
     verdicts: list[bool] = []
     for start in range(0, len(checked), batch_size):
         verdicts += _greedy_batch(adapter, checked[start : start + batch_size], float(cfg_scale))

@@ -197,18 +197,29 @@ def run_perplexity(
     docs = data.load()
 
     facts = _engine_facts(SimpleNamespace(adapter=adapter))
-    manifest = json.loads(json.dumps({
-        "kind": "perplexity",
-        "data": {**data.describe(), "n_docs": len(docs)},
-        "model": dict(model) if model is not None else {"adapter": facts["adapter"]},
-        "estimator": {"mc_num": mc_num, "batch_size": batch_size, "cfg_scale": float(cfg_scale), "exact": bool(exact),
-                      "window": window, "context": context},
-        "seed": seed,
-        "dtype": facts["dtype"],
-        "device": facts["device"],
-        "packages": _versions(),
-        "git": _git_revision(),
-    }, default=repr))
+    manifest = json.loads(
+        json.dumps(
+            {
+                "kind": "perplexity",
+                "data": {**data.describe(), "n_docs": len(docs)},
+                "model": dict(model) if model is not None else {"adapter": facts["adapter"]},
+                "estimator": {
+                    "mc_num": mc_num,
+                    "batch_size": batch_size,
+                    "cfg_scale": float(cfg_scale),
+                    "exact": bool(exact),
+                    "window": window,
+                    "context": context,
+                },
+                "seed": seed,
+                "dtype": facts["dtype"],
+                "device": facts["device"],
+                "packages": _versions(),
+                "git": _git_revision(),
+            },
+            default=repr,
+        )
+    )
     manifest_path = out / MANIFEST
     if overwrite:
         for path in (out / SAMPLES, out / SUMMARY):
@@ -238,25 +249,35 @@ def run_perplexity(
                         raise ConfigError(f"document {i} of `path` {data.path!r} has no tokens to score: remove it")
                 began = time.perf_counter()
                 values = rolling_log_likelihoods(
-                    adapter, encoded, window=window, context=context, mc_num=mc_num, batch_size=batch_size,
-                    cfg_scale=cfg_scale, seed=seed, exact=exact, progress=False,
+                    adapter,
+                    encoded,
+                    window=window,
+                    context=context,
+                    mc_num=mc_num,
+                    batch_size=batch_size,
+                    cfg_scale=cfg_scale,
+                    seed=seed,
+                    exact=exact,
+                    progress=False,
                 )
                 wall = (time.perf_counter() - began) / len(batch)
                 for i, (prompt, text), value in zip(batch, encoded, values, strict=True):
                     nll = -float(value) / len(text)
-                    writer.write({
-                        "index": i,
-                        "doc_id": f"ppl/{i}",
-                        "tokens": len(text),
-                        "prompt_tokens": len(prompt),
-                        "windows": math.ceil(len(text) / window),
-                        "log_likelihood": float(value),
-                        "stderr": value.stderr,
-                        "nll": nll,
-                        "ppl": math.exp(nll) if nll < 700 else float("inf"),
-                        "wall_time": wall,
-                        "doc": docs[i],
-                    })
+                    writer.write(
+                        {
+                            "index": i,
+                            "doc_id": f"ppl/{i}",
+                            "tokens": len(text),
+                            "prompt_tokens": len(prompt),
+                            "windows": math.ceil(len(text) / window),
+                            "log_likelihood": float(value),
+                            "stderr": value.stderr,
+                            "nll": nll,
+                            "ppl": math.exp(nll) if nll < 700 else float("inf"),
+                            "wall_time": wall,
+                            "doc": docs[i],
+                        }
+                    )
                     advance()
     finally:
         writer.close()

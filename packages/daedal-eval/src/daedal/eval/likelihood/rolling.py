@@ -43,7 +43,9 @@ def _resolve(adapter: Any, window: int | None, context: int | None) -> tuple[int
     return window, context
 
 
-def window_pairs(prompt: Sequence[int], text: Sequence[int], window: int, context: int) -> list[tuple[list[int], list[int]]]:
+def window_pairs(
+    prompt: Sequence[int], text: Sequence[int], window: int, context: int
+) -> list[tuple[list[int], list[int]]]:
     """The ``(prompt, answer)`` pairs that score ``text`` after ``prompt`` in windows."""
     prompt, text = list(prompt), list(text)
     pairs = []
@@ -97,15 +99,29 @@ def rolling_log_likelihoods(
         doc_pairs = window_pairs(prompt, text, window, context)
         spans.append((len(pairs), len(pairs) + len(doc_pairs), len(text)))
         pairs += doc_pairs
-    estimates = log_likelihoods(adapter, pairs, mc_num=mc_num, batch_size=batch_size, cfg_scale=cfg_scale,
-                                seed=seed, exact=exact, progress=progress, seed_on_answer=True)
+    estimates = log_likelihoods(
+        adapter,
+        pairs,
+        mc_num=mc_num,
+        batch_size=batch_size,
+        cfg_scale=cfg_scale,
+        seed=seed,
+        exact=exact,
+        progress=progress,
+        seed_on_answer=True,
+    )
     out = []
     for lo, hi, n_tokens in spans:
         part = estimates[lo:hi]
-        out.append(Estimate(
-            sum(float(e) for e in part), math.sqrt(sum(e.stderr**2 for e in part)),
-            n_tokens=n_tokens, samples=sum(e.samples for e in part), exact=exact,
-        ))
+        out.append(
+            Estimate(
+                sum(float(e) for e in part),
+                math.sqrt(sum(e.stderr**2 for e in part)),
+                n_tokens=n_tokens,
+                samples=sum(e.samples for e in part),
+                exact=exact,
+            )
+        )
     return out
 
 

@@ -67,9 +67,7 @@ class CodeTask:
         return f"{self.program}\n\n{setup}{self.tests}"
 
 
-def run_tests(
-    task: CodeTask, sandbox: Sandbox, *, protocol: Literal["judge", "paper"] = "judge"
-) -> Execution:
+def run_tests(task: CodeTask, sandbox: Sandbox, *, protocol: Literal["judge", "paper"] = "judge") -> Execution:
     """Run a program against its tests in ``sandbox`` and return the verdict record.
 
     Args:
@@ -98,9 +96,12 @@ def run_tests_many(
         raise ConfigError(f"`protocol` must be one of {PROTOCOLS}, got {protocol!r}")
     if protocol == "paper":
         return sandbox.run_many([t.full for t in tasks], workers=workers)
-    pairs = [((f"{t.program}\n\n{t.setup}\n" if t.setup else t.program), (f"{t.setup}\n{t.tests}" if t.setup else t.tests))
-             for t in tasks]
+    pairs = [
+        ((f"{t.program}\n\n{t.setup}\n" if t.setup else t.program), (f"{t.setup}\n{t.tests}" if t.setup else t.tests))
+        for t in tasks
+    ]
     return sandbox.check_many(pairs, workers=workers)
+
 
 _FENCE = "```python\n"
 _DEF = re.compile(r"^\s*(?:async\s+)?def\s+([A-Za-z_]\w*)\s*\(", re.MULTILINE)
@@ -241,16 +242,12 @@ def sanitize(
     return "\n".join(chunks)
 
 
-def humaneval_program(
-    doc: Mapping[str, Any], text: str, *, max_lines: int = 100, test_roots: bool = True
-) -> str:
+def humaneval_program(doc: Mapping[str, Any], text: str, *, max_lines: int = 100, test_roots: bool = True) -> str:
     """The single test program (paper protocol) of :func:`humaneval_task`."""
     return humaneval_task(doc, text, max_lines=max_lines, test_roots=test_roots).full
 
 
-def humaneval_task(
-    doc: Mapping[str, Any], text: str, *, max_lines: int = 100, test_roots: bool = True
-) -> CodeTask:
+def humaneval_task(doc: Mapping[str, Any], text: str, *, max_lines: int = 100, test_roots: bool = True) -> CodeTask:
     """The program and tests for one HumanEval generation.
 
     Code is the first ```` ```python ```` block (the whole text when there is none); the
@@ -282,17 +279,13 @@ def _test_roots(test_source: str) -> list[str]:
     return sorted(_used_names(ast.parse(test_source))) if _parses(test_source) else []
 
 
-def mbpp_program(
-    doc: Mapping[str, Any], text: str, *, max_lines: int = 100, test_roots: bool = True
-) -> str | None:
+def mbpp_program(doc: Mapping[str, Any], text: str, *, max_lines: int = 100, test_roots: bool = True) -> str | None:
     """The single test program (paper protocol) of :func:`mbpp_task`, or None."""
     task = mbpp_task(doc, text, max_lines=max_lines, test_roots=test_roots)
     return None if task is None else task.full
 
 
-def mbpp_task(
-    doc: Mapping[str, Any], text: str, *, max_lines: int = 100, test_roots: bool = True
-) -> CodeTask | None:
+def mbpp_task(doc: Mapping[str, Any], text: str, *, max_lines: int = 100, test_roots: bool = True) -> CodeTask | None:
     """The program and tests for one MBPP generation, or None when it is wrong without running.
 
     None when there is no ```` ```python ```` block or the block has no ``def``. The program

@@ -67,7 +67,9 @@ def _parses(snippet: str) -> bool:
     except (SyntaxError, MemoryError):
         return False
     except (ValueError, RecursionError) as err:
-        raise PaperScriptCrash(f"{type(err).__name__} in the script's syntax check ({err}); the script stops here") from err
+        raise PaperScriptCrash(
+            f"{type(err).__name__} in the script's syntax check ({err}); the script stops here"
+        ) from err
     return True
 
 

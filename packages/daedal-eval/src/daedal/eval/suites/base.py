@@ -97,7 +97,9 @@ def read_jsonl(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
             "the file is truncated or not UTF-8 JSON lines; download it again"
         ) from err
     if not rows:
-        raise ConfigError(f"`path` {str(p)!r} holds no problems (empty file): pass a file with one JSON object per line")
+        raise ConfigError(
+            f"`path` {str(p)!r} holds no problems (empty file): pass a file with one JSON object per line"
+        )
     return rows
 
 
@@ -124,7 +126,11 @@ class Suite:
     #: Text the assistant turn starts with, after the chat template.
     assistant_prefix: ClassVar[str] = REASONING_PREFIX
 
-    path: str | None = attrs.field(default=None, validator=_optional_path, converter=lambda p: None if p is None else os.fspath(p) if isinstance(p, os.PathLike) else p)
+    path: str | None = attrs.field(
+        default=None,
+        validator=_optional_path,
+        converter=lambda p: None if p is None else os.fspath(p) if isinstance(p, os.PathLike) else p,
+    )
     limit: int | None = attrs.field(default=None, validator=_optional_positive)
     protocol: str = attrs.field(default="default", validator=_protocol)
 

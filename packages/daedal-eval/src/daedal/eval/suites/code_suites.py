@@ -51,16 +51,16 @@ def _flag(value: object) -> bool:
 @attrs.frozen(kw_only=True)
 class _CodeSuite(Suite):
     """Attributes (beyond :class:`Suite`'s):
-        timeout: Wall-clock seconds per program; None: the protocol's (paper 3 s, as HF
-            ``code_eval``; default 10 s).
-        memory_mb: Address-space limit per program.
-        workers: Programs run at the same time.
-        protocol: ``"default"`` (also called ``"judge"``: the default extraction and
-            sanitiser, tests in a trusted process, so the program cannot forge its verdict)
-            or ``"paper"`` (the official scripts' extraction and sanitiser, one process, as
-            they run it).
-        unsafe_exec: Where bubblewrap is missing, run code under the weak in-process
-            guard instead of refusing (only for code you trust).
+    timeout: Wall-clock seconds per program; None: the protocol's (paper 3 s, as HF
+        ``code_eval``; default 10 s).
+    memory_mb: Address-space limit per program.
+    workers: Programs run at the same time.
+    protocol: ``"default"`` (also called ``"judge"``: the default extraction and
+        sanitiser, tests in a trusted process, so the program cannot forge its verdict)
+        or ``"paper"`` (the official scripts' extraction and sanitiser, one process, as
+        they run it).
+    unsafe_exec: Where bubblewrap is missing, run code under the weak in-process
+        guard instead of refusing (only for code you trust).
     """
 
     pad_strings: ClassVar[tuple[str, ...]] = ("<|eot_id|>", "<|endoftext|>")
@@ -86,7 +86,9 @@ class _CodeSuite(Suite):
     def sandbox(self) -> Any:
         from daedal.eval.sandbox import Limits, Sandbox
 
-        return Sandbox(Limits(timeout=self.effective_timeout, memory_mb=int(self.memory_mb)), unsafe_exec=self.unsafe_exec)
+        return Sandbox(
+            Limits(timeout=self.effective_timeout, memory_mb=int(self.memory_mb)), unsafe_exec=self.unsafe_exec
+        )
 
     def task_and_reason(self, doc: Mapping[str, Any], text: str) -> tuple[CodeTask | None, str]:
         """``(task, reason)``: the program and tests, or None and why the generation is wrong unrun."""
@@ -123,7 +125,9 @@ class _CodeSuite(Suite):
                 tasks.append(f"scoring error: {type(error).__name__}: {error}")
         runnable = [t for t in tasks if isinstance(t, CodeTask)]
         outcomes = iter(
-            run_tests_many(runnable, self.sandbox(), protocol=self.execution, workers=int(self.workers)) if runnable else []
+            run_tests_many(runnable, self.sandbox(), protocol=self.execution, workers=int(self.workers))
+            if runnable
+            else []
         )
         scores = []
         for task in tasks:

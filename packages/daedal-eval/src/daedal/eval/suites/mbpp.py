@@ -33,7 +33,9 @@ class MBPP(_CodeSuite):
     def user_message(self, doc: Mapping[str, Any]) -> str:
         tests = doc["test_list"]
         return (
-            "\n" + doc["text"] + " Your code should pass these tests:\n\n"
+            "\n"
+            + doc["text"]
+            + " Your code should pass these tests:\n\n"
             + f"{tests[0]}\n{tests[1]}\n{tests[2]} "
             + CODE_FORMAT
             + "The complete implementation of the function\n```\n</answer>"

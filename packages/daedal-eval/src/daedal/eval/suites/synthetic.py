@@ -15,9 +15,7 @@ def _tasks() -> Any:
     try:
         from daedal.models.bundled import tasks
     except ImportError as err:
-        raise ConfigError(
-            "the synthetic suite needs daedal.models.bundled.tasks: pip install daedal-models"
-        ) from err
+        raise ConfigError("the synthetic suite needs daedal.models.bundled.tasks: pip install daedal-models") from err
     return tasks
 
 

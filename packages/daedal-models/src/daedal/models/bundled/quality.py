@@ -30,8 +30,16 @@ from typing import Any
 
 from daedal.models.bundled import tasks
 
-__all__ = ["Method", "daedal_method", "evaluate", "fixed_method", "format_size_table", "format_table", "main",
-           "size_buckets"]
+__all__ = [
+    "Method",
+    "daedal_method",
+    "evaluate",
+    "fixed_method",
+    "format_size_table",
+    "format_table",
+    "main",
+    "size_buckets",
+]
 
 
 class Method:
@@ -230,8 +238,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(json.dumps(report, indent=1))
     else:
         print(format_table(report))
-        print(f"\n{len(data)} held-out prompts ({args.per_family} per family), greedy, CPU, batch size "
-              f"{args.batch_size}; DAEDAL settings: {json.dumps(settings, sort_keys=True)}")
+        print(
+            f"\n{len(data)} held-out prompts ({args.per_family} per family), greedy, CPU, batch size "
+            f"{args.batch_size}; DAEDAL settings: {json.dumps(settings, sort_keys=True)}"
+        )
         if args.by_size and "daedal" in report["methods"]:
             print("\n" + format_size_table(report))
     return 0

@@ -140,9 +140,7 @@ def is_heldout(prompt: str) -> bool:
     return zlib.crc32(prompt.encode("utf-8")) % 8 == 0
 
 
-def make_example(
-    family: str, rng: random.Random, size: int | None = None, split: str | None = None
-) -> tuple[str, str]:
+def make_example(family: str, rng: random.Random, size: int | None = None, split: str | None = None) -> tuple[str, str]:
     """Draw one ``(prompt, answer)`` pair of ``family``.
 
     Args:

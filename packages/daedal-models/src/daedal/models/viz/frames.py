@@ -60,8 +60,15 @@ class FrameReplayer:
             self.mask_id = e["mask_id"]
             self.conf = [{} for _ in self.rows]
             n = len(self.rows)
-            return Frame(-1, [list(r) for r in self.rows], list(self.prompt_len), [[] for _ in range(n)],
-                         [[] for _ in range(n)], [{} for _ in range(n)], label=e.get("reason", kind))
+            return Frame(
+                -1,
+                [list(r) for r in self.rows],
+                list(self.prompt_len),
+                [[] for _ in range(n)],
+                [[] for _ in range(n)],
+                [{} for _ in range(n)],
+                label=e.get("reason", kind),
+            )
         if kind != "step-finished":
             return None
         factor = e.get("factor") or 1
@@ -97,8 +104,15 @@ class FrameReplayer:
             inserted.append([c for c in i_out if c < len(out)])
             confs.append({c: p for c, p in c_out.items() if c < len(out)})
         self.rows, self.conf = rows, confs
-        return Frame(e["step"], [list(r) for r in rows], list(self.prompt_len), fills, inserted,
-                     [dict(c) for c in confs], label=f"step {e['step']}")
+        return Frame(
+            e["step"],
+            [list(r) for r in rows],
+            list(self.prompt_len),
+            fills,
+            inserted,
+            [dict(c) for c in confs],
+            label=f"step {e['step']}",
+        )
 
 
 def short(text: str, *, mask_id_text: str | None = None) -> str:

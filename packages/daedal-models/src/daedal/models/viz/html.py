@@ -125,7 +125,7 @@ def render_html(
     payload = json.dumps({"frames": frames, "prompts": list(prompts)}, ensure_ascii=True).replace("</", "<\\/")
     legend = "".join(
         f'<span class="tok {kind}"{" style=background:rgb(110,155,225)" if kind == "old" else ""}>'
-        f'{"&#9617;" if kind in ("mask", "inserted") else "ab"}</span>{html.escape(label)} &nbsp; '
+        f"{'&#9617;' if kind in ('mask', 'inserted') else 'ab'}</span>{html.escape(label)} &nbsp; "
         for kind, label in LEGEND.items()
     )
     meta = " \u00b7 ".join(

@@ -123,8 +123,9 @@ class LiveView:
         )
         eos_ids = sorted(getattr(adapter, "eos_ids", ()) or ())
         self._live.update(
-            render_frame(frame, self._strings, mask_id=adapter.mask_id, eos_ids=eos_ids, header=header,
-                         prompts=self.prompts),
+            render_frame(
+                frame, self._strings, mask_id=adapter.mask_id, eos_ids=eos_ids, header=header, prompts=self.prompts
+            ),
             refresh=True,
         )
         self.frames_drawn += 1
