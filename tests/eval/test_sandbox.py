@@ -541,3 +541,21 @@ def test_a_fork_bomb_past_the_guard_hits_the_pids_cgroup(bare):
     assert out.status == "failed"
     assert "Resource temporarily unavailable" in out.stderr
     assert [n for n in os.listdir(base) if n.startswith(mine)] == []
+
+
+def test_an_interpreter_under_tmp_is_bound_over_the_private_tmp() -> None:
+    # A CI clone under /tmp keeps its virtualenv there: the private /tmp must be mounted
+    # before the read-only binds, or it hides the allowed modules (numpy failed to import).
+    lay = isolation.Layout(
+        python="/tmp/ci/.venv/bin/python",
+        read_only=("/tmp/ci/.venv/bin/python",),
+        masked=("/tmp/ci/.venv/lib/python3.11/site-packages",),
+        module_paths=("/tmp/ci/.venv/lib/python3.11/site-packages/numpy",),
+        sys_path=("/tmp/ci/.venv/lib/python3.11/site-packages",),
+    )
+    cmd = isolation.bwrap_command("bwrap", ["python"], lay=lay, program_fd=3, tmpfs_bytes=1 << 20)
+    tmp_at = next(i for i in range(len(cmd) - 1) if cmd[i] == "--tmpfs" and cmd[i + 1] == isolation.WORK_DIR)
+    binds_under_tmp = [i for i in range(len(cmd) - 1) if cmd[i] == "--ro-bind" and cmd[i + 1].startswith("/tmp/")]
+    masks_under_tmp = [i for i in range(len(cmd) - 1) if cmd[i] == "--tmpfs" and cmd[i + 1].startswith("/tmp/")]
+    assert binds_under_tmp and masks_under_tmp, cmd
+    assert tmp_at < min(binds_under_tmp + masks_under_tmp), f"/tmp is mounted after binds under it: {cmd}"

@@ -223,6 +223,9 @@ def bwrap_command(
     ]
     if disable_userns:
         cmd.append("--disable-userns")
+    # The writable /tmp comes before every read-only bind: an interpreter or virtualenv that
+    # lives under /tmp (a CI clone there, say) is then bound on top of it instead of hidden.
+    cmd += ["--size", str(int(tmpfs_bytes)), "--tmpfs", WORK_DIR]
     for top in ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
         if os.path.islink(top):
             cmd += ["--symlink", os.readlink(top), top]
@@ -245,10 +248,6 @@ def bwrap_command(
         "/proc",
         "--dev",
         "/dev",
-        "--size",
-        str(int(tmpfs_bytes)),
-        "--tmpfs",
-        WORK_DIR,
         "--size",
         str(max(1 << 20, int(tmpfs_bytes) // 4)),
         "--tmpfs",
