@@ -62,3 +62,30 @@ def test_listing_imports_no_plugin_module():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.stdout.strip() == "[]", out.stderr
+
+
+def test_installed_distributions_are_scanned_once_per_sys_path(monkeypatch, tmp_path):
+    from importlib import metadata
+
+    scans: list[int] = []
+    real = metadata.entry_points
+
+    def counting(**kwargs):
+        scans.append(1)
+        return real(**kwargs)
+
+    monkeypatch.setattr(registry.metadata, "entry_points", counting)
+    monkeypatch.setattr(registry, "_SCAN", None)
+    for _ in range(5):
+        registry.available("policies")
+        registry.load("policies", "fixed-length")
+    assert len(scans) == 1, "listing and loading must reuse one scan"
+
+    site = tmp_path / "site"
+    info = site / "extra-0.1.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: extra\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[daedal.policies]\nextra-policy = extra_mod:Extra\n")
+    monkeypatch.syspath_prepend(str(site))
+    assert "extra-policy" in registry.available("policies"), "a path added at run time is rescanned"
+    assert len(scans) == 2

@@ -7,6 +7,7 @@ Groups, one per kind: ``daedal.policies``, ``daedal.adapters``, ``daedal.suites`
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Mapping
 from importlib import metadata
 from typing import Any
@@ -35,6 +36,22 @@ class Available:
     distribution: str | None
 
 
+_SCAN: tuple[tuple[str, ...], metadata.EntryPoints] | None = None
+
+
+def _entry_points(group: str) -> metadata.EntryPoints:
+    """The installed entry points of ``group``, from one scan per ``sys.path``.
+
+    A scan of every installed distribution costs ~20 ms and a generation asks ~20 times,
+    so the scan is kept until ``sys.path`` changes (a path added at run time is seen).
+    """
+    global _SCAN
+    key = tuple(sys.path)
+    if _SCAN is None or _SCAN[0] != key:
+        _SCAN = (key, metadata.entry_points())
+    return _SCAN[1].select(group=group)
+
+
 def _group(kind: str) -> str:
     if kind not in GROUPS:
         raise ConfigError(f"`kind` must be one of {sorted(GROUPS)}, got {kind!r}")
@@ -44,7 +61,7 @@ def _group(kind: str) -> str:
 def available(kind: str) -> dict[str, Available]:
     """Installed entry points of ``kind``, by name. Imports nothing from them."""
     found: dict[str, Available] = {}
-    for ep in metadata.entry_points(group=_group(kind)):
+    for ep in _entry_points(_group(kind)):
         owner = getattr(ep, "dist", None)
         dist = owner.name if owner is not None else None
         if ep.name in found and found[ep.name].target != ep.value:
@@ -64,7 +81,7 @@ def load(kind: str, name: str) -> Any:
         raise PolicyNotFoundError(
             f"no {kind} named {name!r} is installed; available: {', '.join(names) or '(none)'}",
         )
-    for ep in metadata.entry_points(group=_group(kind)):
+    for ep in _entry_points(_group(kind)):
         if ep.name == name:
             try:
                 return ep.load()
