@@ -67,7 +67,7 @@ def test_simple_evaluate_runs_the_task_through_the_engine(task_dir):
         model="daedal",
         model_args=MODEL_ARGS,
         tasks=["daedal_tiny"],
-        task_manager=TaskManager(include_path=str(task_dir)),
+        task_manager=TaskManager(include_path=str(task_dir), include_defaults=False),
         log_samples=True,
         device="cpu",
     )

@@ -31,7 +31,7 @@ def _utils():
 def test_the_four_tasks_are_found_by_lm_evals_task_manager():
     from lm_eval.tasks import TaskManager
 
-    assert set(TASKS) <= set(TaskManager(include_path=tasks_dir()).all_tasks)
+    assert set(TASKS) <= set(TaskManager(include_path=tasks_dir(), include_defaults=False).all_tasks)
 
 
 def test_prompts_and_scores_are_the_suites_paper_protocol(gsm8k_docs, math500_docs, humaneval_docs, mbpp_path):
@@ -69,7 +69,7 @@ def test_an_lm_eval_run_of_daedal_gsm8k_sends_the_paper_prompt(tmp_path, gsm8k_p
     )
     lm = DaedalLM(model="fake", policy="llada-decoding:gen_length=16;block_length=8")
     out = lm_eval.simple_evaluate(
-        model=lm, tasks=["daedal_gsm8k_local"], task_manager=TaskManager(include_path=str(tmp_path)), log_samples=True
+        model=lm, tasks=["daedal_gsm8k_local"], task_manager=TaskManager(include_path=str(tmp_path), include_defaults=False), log_samples=True
     )
     assert out["results"]["daedal_gsm8k_local"]["acc,none"] == 0.0  # the fake model answers nonsense
     docs = [json.loads(line) for line in data.read_text(encoding="utf-8").splitlines()]
