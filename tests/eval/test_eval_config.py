@@ -148,6 +148,12 @@ def test_print_config_round_trips_for_grids(argv: list[str], tmp_path: Path, cap
     assert capsys.readouterr().out == printed
     if argv[0] == "sweep":
         assert config["lengths"] == [8, 16] and config["daedal"] == "daedal:reference_compat=true,initial_gen_length=8"
+        # the mapping form of the one spec
+        text = "command: sweep\nsuite: synthetic\nmodel: fake\nlengths: [8, 16]\nreference_compat: true\n"
+        text += "daedal: {daedal: {initial_gen_length: 8}}\nblock_length: 8\noutput: s\n"
+        (tmp_path / "mapping.yaml").write_text(text)
+        assert main(["sweep", "--config", str(tmp_path / "mapping.yaml"), "--print-config"]) == 0
+        assert capsys.readouterr().out == printed
     else:
         assert config["suites"] == ["synthetic", "gsm8k"] and config["data"] == {"gsm8k": "gsm8k.jsonl"}
         assert config["daedal_args"] == {"initial_gen_length": 16} and config["temperature"] == 0.5
@@ -233,6 +239,17 @@ def test_a_misspelt_key_in_a_manifest_names_its_line(tmp_path: Path, capsys) -> 
     capsys.readouterr()
     assert main(["run", "--config", str(path)]) == 2
     assert f"manifest.json:{line}: unknown key 'sed'" in capsys.readouterr().err
+
+
+def test_a_manifest_without_a_config_says_so(tmp_path: Path, capsys) -> None:
+    _run("run", *FLAGS, "--output", str(tmp_path / "run"))
+    path = tmp_path / "run" / "manifest.json"
+    manifest = json.loads(path.read_text())
+    del manifest["config"]
+    path.write_text(json.dumps(manifest))
+    capsys.readouterr()
+    assert main(["run", "--config", str(tmp_path / "run")]) == 2
+    assert "is a run manifest without a 'config' key" in capsys.readouterr().err
 
 
 def test_required_values_come_from_the_flags_or_the_file(tmp_path: Path, capsys) -> None:

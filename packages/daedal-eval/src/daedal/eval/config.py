@@ -210,6 +210,11 @@ def load_eval_config(path: str | Path, command: str) -> ConfigFile:
         file = found[0]
     # the command first, so that another command's config is named as such, then the keys
     config = load_config(file, _AnyKey(SCHEMAS[command]), record_key=RECORD_KEY)
+    if config.section is None and "format" in config.data and "suite" in config.data:
+        raise ConfigError(
+            f"--config {str(file)!r} is a run manifest without a {RECORD_KEY!r} key (written by an older daedal "
+            "or by run_suite without config=): it cannot rerun itself; pass the run's options as flags"
+        )
     wanted = config.data.get("command", command)
     if wanted != command:
         raise config.error(
