@@ -23,6 +23,7 @@ config the same way.
 from __future__ import annotations
 
 import argparse
+import json
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -208,13 +209,13 @@ def load_eval_config(path: str | Path, command: str) -> ConfigFile:
                 "file, a run's manifest.json or a run directory"
             )
         file = found[0]
-    # the command first, so that another command's config is named as such, then the keys
-    config = load_config(file, _AnyKey(SCHEMAS[command]), record_key=RECORD_KEY)
-    if config.section is None and "format" in config.data and "suite" in config.data:
+    if _manifest_without_config(file):
         raise ConfigError(
             f"--config {str(file)!r} is a run manifest without a {RECORD_KEY!r} key (written by an older daedal "
             "or by run_suite without config=): it cannot rerun itself; pass the run's options as flags"
         )
+    # the command first, so that another command's config is named as such, then the keys
+    config = load_config(file, _AnyKey(SCHEMAS[command]), record_key=RECORD_KEY)
     wanted = config.data.get("command", command)
     if wanted != command:
         raise config.error(
@@ -226,6 +227,16 @@ def load_eval_config(path: str | Path, command: str) -> ConfigFile:
     if config.section is not None:
         config.data = {**config.data, "output": str(file.parent)}
     return config
+
+
+def _manifest_without_config(file: Path) -> bool:
+    if file.suffix.lower() in (".yaml", ".yml") or not file.is_file():
+        return False
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False  # load_config reports it
+    return isinstance(data, dict) and "format" in data and "suite" in data and RECORD_KEY not in data
 
 
 def _assignments(items: Sequence[str], option: str) -> dict[str, Any]:
