@@ -195,6 +195,10 @@ def test_the_cells_of_a_sweep_and_a_grid_rerun_alone(tmp_path: Path) -> None:
     assert _manifest(tmp_path / "sweep" / "fixed-8")["config"]["policies"] == [
         "llada-decoding:gen_length=8,steps=8,block_length=4"
     ]
+    # the sweep directory holds the sweep's config: the whole sweep reruns from it
+    _run("sweep", "--config", str(tmp_path / "sweep"), "--output", str(tmp_path / "sweep2"))
+    for cell in ("fixed-8", "daedal"):
+        _same_run(tmp_path / "sweep" / cell, tmp_path / "sweep2" / cell)
     small = ["--daedal-arg", "initial_gen_length=8", "--daedal-arg", "max_gen_length=16"]
     _run("paper", *model, "--lengths", "8", *small, "--temperature", "1.0", "--output", str(tmp_path / "paper"))
     cell = tmp_path / "paper" / "synthetic" / "daedal"

@@ -17,7 +17,7 @@ Every run directory's ``manifest.json`` holds the ``eval run`` config of its run
 ``"config"`` (a sweep's or grid's cell as its own ``eval run``), and ``--config`` accepts
 such a manifest (or the run directory): it reruns the run into that directory, or into
 ``--output`` when given. A paper directory's ``paper.json`` holds the ``eval paper``
-config the same way.
+config the same way, a sweep directory's ``sweep-config.json`` the ``eval sweep`` config.
 """
 
 from __future__ import annotations
@@ -191,9 +191,10 @@ def defaults(command: str) -> dict[str, Any]:
 
 
 def load_eval_config(path: str | Path, command: str) -> ConfigFile:
-    """Read ``--config``: a YAML/JSON config, a run's ``manifest.json``, a ``paper.json`` or a run directory.
+    """Read ``--config``: a YAML/JSON config, a record (``manifest.json``, ``paper.json``,
+    ``sweep-config.json``) or the directory holding one.
 
-    A record (manifest or ``paper.json``) gives the config it holds, with ``output`` set to
+    A record gives the config it holds, with ``output`` set to
     the directory the record is in (so a moved run directory still reruns into itself).
 
     Raises:
@@ -202,11 +203,12 @@ def load_eval_config(path: str | Path, command: str) -> ConfigFile:
     """
     file = Path(path)
     if file.is_dir():
-        found = [file / name for name in ("manifest.json", "paper.json") if (file / name).is_file()]
+        records = ("manifest.json", "paper.json", "sweep-config.json")
+        found = [file / name for name in records if (file / name).is_file()]
         if not found:
             raise ConfigError(
-                f"--config {str(path)!r} is a directory without manifest.json or paper.json; pass a config "
-                "file, a run's manifest.json or a run directory"
+                f"--config {str(path)!r} is a directory without {', '.join(records)}; pass a config "
+                "file, a run's manifest.json or a run, sweep or paper directory"
             )
         file = found[0]
     if _manifest_without_config(file):

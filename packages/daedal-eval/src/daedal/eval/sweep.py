@@ -2,7 +2,8 @@
 
 Each configuration is an ordinary resumable run in its own directory
 (``<output>/fixed-<L>``, ``<output>/daedal``); the sweep then writes ``table.md`` and
-``sweep.png`` next to them. A killed sweep resumes where it stopped.
+``sweep.png`` next to them. A killed sweep resumes where it stopped. Started from
+``daedal eval sweep``, the directory also holds ``sweep-config.json``, the sweep's config.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from daedal.eval.suites.base import Suite
 
 __all__ = ["PAPER_LENGTHS", "sweep"]
 
+#: The sweep's config record in its directory (see :mod:`daedal.eval.config`).
+CONFIG = "sweep-config.json"
 #: The baseline lengths of the paper's scripts.
 PAPER_LENGTHS = (32, 64, 128, 256, 512, 1024, 2048)
 
@@ -50,9 +53,10 @@ def sweep(
         fixed_policies: ``length -> policies`` of the baseline (default: LLaDA decoding).
         fixed_params: More parameters of the default baseline, e.g.
             ``{"reference_compat": True}`` for the DAEDAL repository's baseline.
-        config: The sweep's config (:mod:`daedal.eval.config`): each run's manifest then
-            records the ``eval run`` config that reruns it (for the runs whose policies
-            are specs: the default baseline, a ``daedal`` given as specs).
+        config: The sweep's config (:mod:`daedal.eval.config`), written to
+            ``sweep-config.json``; each run's manifest then records the ``eval run``
+            config that reruns it (for the runs whose policies are specs: the default
+            baseline, a ``daedal`` given as specs).
         **run_options: Passed to :func:`~daedal.eval.runner.run_suite` (seed, batch_size,
             model, rank, world_size, barrier, progress...).
 
@@ -70,6 +74,10 @@ def sweep(
     extra = dict(fixed_params or {})
     make_fixed = fixed_policies or (lambda n: fixed_length_policies(n, steps=n, block_length=block_length, **extra))
     out = Path(output)
+    if config is not None and run_options.get("rank", 0) == 0:
+        # the sweep's own config, a record like a manifest: --config <sweep directory> reruns the sweep
+        out.mkdir(parents=True, exist_ok=True)
+        (out / CONFIG).write_text(json.dumps({"config": dict(config)}, indent=2) + "\n", encoding="utf-8")
 
     def fixed_specs(n: int) -> list[str] | None:
         if fixed_policies is not None:
