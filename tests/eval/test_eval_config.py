@@ -159,14 +159,24 @@ def test_print_config_round_trips_for_grids(argv: list[str], tmp_path: Path, cap
         assert config["daedal_args"] == {"initial_gen_length": 16} and config["temperature"] == 0.5
 
 
-def test_print_config_completes_daedal_from_the_checkpoint(capsys) -> None:
+def test_print_config_completes_daedal_from_the_checkpoint(tmp_path: Path, capsys, monkeypatch) -> None:
+    from daedal.eval import build
     from daedal.models import bundled
 
     assert main(["run", "--print-config", "--suite", "synthetic", "--model", "bundled", "--output", "o"]) == 0
-    (spec,) = json.loads(capsys.readouterr().out)["policies"]
+    printed = capsys.readouterr().out
+    (spec,) = json.loads(printed)["policies"]
     name, _, params = spec.partition(":")
     settings = bundled.daedal_settings()
     assert name == "daedal" and settings and all(f"{k}=" in params for k in settings)
+    # the printed config keeps those settings when the checkpoint's change
+    (tmp_path / "printed.json").write_text(printed)
+    changed = {k: (v * 2 if isinstance(v, int) and not isinstance(v, bool) else v) for k, v in settings.items()}
+    monkeypatch.setattr(build, "model_daedal_defaults", lambda model: dict(changed))
+    assert main(["run", "--config", str(tmp_path / "printed.json"), "--print-config"]) == 0
+    assert capsys.readouterr().out == printed
+    assert main(["run", "--print-config", "--suite", "synthetic", "--model", "bundled", "--output", "o"]) == 0
+    assert capsys.readouterr().out != printed  # while a bare command line follows the checkpoint
 
 
 def test_a_manifest_reruns_its_run(tmp_path: Path, capsys) -> None:

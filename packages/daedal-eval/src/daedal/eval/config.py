@@ -194,8 +194,8 @@ def load_eval_config(path: str | Path, command: str) -> ConfigFile:
     """Read ``--config``: a YAML/JSON config, a record (``manifest.json``, ``paper.json``,
     ``sweep-config.json``) or the directory holding one.
 
-    A record gives the config it holds, with ``output`` set to
-    the directory the record is in (so a moved run directory still reruns into itself).
+    A record gives the config it holds, with ``output`` set to the directory the record
+    is in (so a moved run directory still reruns into itself).
 
     Raises:
         ConfigError: See :func:`~daedal.models.runconfig.load_config`; also a config of
