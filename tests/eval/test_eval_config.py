@@ -299,3 +299,28 @@ def test_the_documented_config_error_is_the_real_one(tmp_path: Path, capsys) -> 
     assert head == "daedal eval: error: eval.yaml:4: unknown key 'limt'; known keys: command, suite, data, "
     page = " ".join((DOCS / "reference" / "cli.md").read_text().split())
     assert f"`{head}...`" in page
+
+
+def test_ppl_takes_configs_too(tmp_path: Path, capsys) -> None:
+    text = tmp_path / "docs.txt"
+    text.write_text("reverse: a b c\n\nsort: c a b\n")
+    argv = ["--data", str(text), "--model", "fake", "--mc-num", "8", "--batch-size", "4", "--seed", "2"]
+    assert main(["ppl", "--print-config", *argv, "--output", str(tmp_path / "flags")]) == 0
+    printed = capsys.readouterr().out
+    assert json.loads(printed)["mc_num"] == 8 and json.loads(printed)["chat_template"] is True
+    (tmp_path / "ppl.yaml").write_text(printed)
+    assert main(["ppl", "--config", str(tmp_path / "ppl.yaml"), "--print-config"]) == 0
+    assert capsys.readouterr().out == printed
+    _run("ppl", "--config", str(tmp_path / "ppl.yaml"))  # into tmp/flags, from the printed config
+
+    def scores(out: Path) -> list[tuple]:
+        return [(r["index"], r["tokens"], r["log_likelihood"]) for r in read_records(out / "samples.jsonl")]
+
+    assert _manifest(tmp_path / "flags")["config"] == json.loads(printed)
+    _run("ppl", "--config", str(tmp_path / "flags"), "--output", str(tmp_path / "again"))
+    assert scores(tmp_path / "again") == scores(tmp_path / "flags") and len(scores(tmp_path / "flags")) == 2
+    _run("ppl", "--config", str(tmp_path / "flags"), "--seed", "3", "--output", str(tmp_path / "seed3"))
+    assert scores(tmp_path / "seed3") != scores(tmp_path / "flags")  # the flag over the manifest
+    (tmp_path / "bad.yaml").write_text("data: x.txt\nmc_nmu: 8\n")
+    assert main(["ppl", "--config", str(tmp_path / "bad.yaml"), "--model", "fake", "--output", "o"]) == 2
+    assert "bad.yaml:2: unknown key 'mc_nmu'" in capsys.readouterr().err

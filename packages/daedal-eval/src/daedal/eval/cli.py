@@ -15,7 +15,7 @@ or ``daedal-eval`` (for instance under ``accelerate launch -m daedal.eval ...``)
     daedal eval suites
     daedal eval ppl --data heldout.jsonl --model bundled --output runs/ppl
 
-``run``, ``sweep`` and ``paper`` take ``--config FILE`` (YAML or JSON, or a run's
+``run``, ``sweep``, ``paper`` and ``ppl`` take ``--config FILE`` (YAML or JSON, or a run's
 ``manifest.json``) and ``--print-config``; see :mod:`daedal.eval.config`.
 """
 
@@ -223,12 +223,6 @@ def _guarded(func: Any) -> Any:
 # -- commands ------------------------------------------------------------------------------
 
 
-def _assignments(items: Sequence[str]) -> dict[str, Any]:
-    from daedal.core.registry import parse_assignments
-
-    return parse_assignments(list(items))
-
-
 def _suite_params(cfg: dict[str, Any], data: str | None, suite_name: str, unsafe_exec: bool) -> dict[str, Any]:
     params = dict(cfg["suite_args"])
     if data is not None:
@@ -281,7 +275,7 @@ def _check_names(cfg: dict[str, Any]) -> None:
     from daedal.eval.build import _BUILTIN, parse_spec
 
     suites = registry.available("suites")
-    for name in cfg.get("suites") or [cfg.get("suite")]:
+    for name in cfg.get("suites") or ([cfg["suite"]] if "suite" in cfg else []):
         if name not in suites:
             raise ConfigError(f"no suite named {name!r}; available: {', '.join(sorted(suites))}")
     policies = {*registry.available("policies"), *_BUILTIN}
@@ -522,30 +516,43 @@ def _add_ppl_parser(sub: Any) -> None:
         "(LLaDA's Monte-Carlo estimator, or exact for short windows).",
     )
     pp.add_argument(
-        "--data",
-        required=True,
-        help=".txt file (paragraphs are documents) or .jsonl(.gz) with 'text' or 'prompt' + 'answer' fields",
+        "--config",
+        default=None,
+        metavar="FILE",
+        help="run config: YAML or JSON, a run's manifest.json or its directory; flags given beside it override it",
     )
-    pp.add_argument("--model", required=True, help="checkpoint directory, hub id, 'bundled' or 'fake'")
+    pp.add_argument(
+        "--print-config",
+        action="store_true",
+        help="print the config this command line amounts to (JSON, also valid YAML) and exit without running",
+    )
+    pp.add_argument(
+        "--data",
+        default=None,
+        help=".txt file (paragraphs are documents) or .jsonl(.gz) with 'text' or 'prompt' + 'answer' fields (required)",
+    )
+    pp.add_argument("--model", default=None, help="checkpoint directory, hub id, 'bundled' or 'fake' (required)")
     pp.add_argument("--adapter", default=None, help="adapter name (default: from config.json, else llada)")
     pp.add_argument(
         "--adapter-arg", action="append", default=[], metavar="KEY=VALUE", help="adapter parameter (repeatable)"
     )
     pp.add_argument("--dtype", default=None, help="model dtype, e.g. bfloat16 (default: the adapter's)")
     pp.add_argument("--device", default=None, help="device, e.g. cuda or cpu")
-    pp.add_argument("--mc-num", type=int, default=128, help="Monte-Carlo samples per window (default 128)")
-    pp.add_argument("--batch-size", type=int, default=32, help="rows per stratified mini-batch (default 32)")
-    pp.add_argument("--cfg-scale", type=float, default=0.0, help="classifier-free guidance scale (default 0)")
-    pp.add_argument("--exact", action="store_true", help="enumerate every mask subset (windows of <= 12 tokens)")
+    pp.add_argument("--mc-num", type=int, default=None, help="Monte-Carlo samples per window (default 128)")
+    pp.add_argument("--batch-size", type=int, default=None, help="rows per stratified mini-batch (default 32)")
+    pp.add_argument("--cfg-scale", type=float, default=None, help="classifier-free guidance scale (default 0)")
+    pp.add_argument(
+        "--exact", action="store_true", default=None, help="enumerate every mask subset (windows of <= 12 tokens)"
+    )
     pp.add_argument("--window", type=int, default=None, help="tokens scored per window (default: max_length / 2)")
     pp.add_argument("--context", type=int, default=None, help="tokens of context before a window (default: the rest)")
-    pp.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    pp.add_argument("--seed", type=int, default=None, help="seed (default 0)")
     pp.add_argument("--limit", type=int, default=None, help="only the first N documents")
-    pp.add_argument("--text-field", default="text", help="JSONL field scored whole (default text)")
-    pp.add_argument("--prompt-field", default="prompt", help="JSONL field of the condition (default prompt)")
-    pp.add_argument("--answer-field", default="answer", help="JSONL field scored given the prompt (default answer)")
+    pp.add_argument("--text-field", default=None, help="JSONL field scored whole (default text)")
+    pp.add_argument("--prompt-field", default=None, help="JSONL field of the condition (default prompt)")
+    pp.add_argument("--answer-field", default=None, help="JSONL field scored given the prompt (default answer)")
     pp.add_argument("--no-chat-template", action="store_true", help="do not wrap prompts in the chat template")
-    pp.add_argument("--output", required=True, help="run directory; an existing one is resumed")
+    pp.add_argument("--output", default=None, help="run directory (required); an existing one is resumed")
     pp.add_argument("--overwrite", action="store_true", help="discard results already in --output")
     pp.add_argument("--no-progress", action="store_true", help="no progress bar")
     pp.set_defaults(func=_cmd_ppl)
@@ -553,41 +560,45 @@ def _add_ppl_parser(sub: Any) -> None:
 
 @_guarded
 def _cmd_ppl(args: argparse.Namespace) -> int:
+    cfg = _config(args, "ppl")
+    if cfg is None:
+        return 0
     from daedal.eval.build import build_adapter
     from daedal.eval.likelihood.perplexity import PerplexityData, run_perplexity
 
     data = PerplexityData(
-        path=args.data,
-        text_field=args.text_field,
-        prompt_field=args.prompt_field,
-        answer_field=args.answer_field,
-        chat_template=not args.no_chat_template,
-        limit=args.limit,
+        path=cfg["data"],
+        text_field=cfg["text_field"],
+        prompt_field=cfg["prompt_field"],
+        answer_field=cfg["answer_field"],
+        chat_template=cfg["chat_template"],
+        limit=cfg["limit"],
     )
-    params = _assignments(args.adapter_arg)
-    adapter = build_adapter(args.model, adapter=args.adapter, dtype=args.dtype, device=args.device, params=params)
-    model = {"model": args.model, "adapter": args.adapter, "dtype": args.dtype, "params": params}
+    adapter = build_adapter(
+        cfg["model"], adapter=cfg["adapter"], dtype=cfg["dtype"], device=cfg["device"], params=cfg["adapter_args"]
+    )
     summary = run_perplexity(
         adapter,
         data,
-        args.output,
-        mc_num=args.mc_num,
-        batch_size=args.batch_size,
-        cfg_scale=args.cfg_scale,
-        seed=args.seed,
-        exact=args.exact,
-        window=args.window,
-        context=args.context,
-        model=model,
+        cfg["output"],
+        mc_num=cfg["mc_num"],
+        batch_size=cfg["batch_size"],
+        cfg_scale=cfg["cfg_scale"],
+        seed=cfg["seed"],
+        exact=cfg["exact"],
+        window=cfg["window"],
+        context=cfg["context"],
+        model=_model(cfg),
         progress=not args.no_progress,
         overwrite=args.overwrite,
+        config=cfg,
     )
     m = summary["metrics"]
     print(
         f"ppl: n={m['n']} tokens={m['tokens']} nll/token={m['nll']:.4f} ± {m['nll_stderr']:.4f} "
         f"ppl={m['ppl']:.3f} ± {m['ppl_stderr']:.3f} (ELBO: an upper bound)"
     )
-    print(f"per-document results in {args.output}")
+    print(f"per-document results in {cfg['output']}")
     return 0
 
 

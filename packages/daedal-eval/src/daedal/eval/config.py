@@ -1,4 +1,4 @@
-"""Run configs of ``daedal eval run``, ``sweep`` and ``paper``: files, flags over them, manifests that rerun.
+"""Run configs of ``daedal eval run``, ``sweep``, ``paper`` and ``ppl``: files, flags over them, manifests that rerun.
 
 A config is a mapping (YAML or JSON, read by :func:`daedal.models.runconfig.load_config`)
 with one key per option of the command, named like the option with underscores
@@ -42,7 +42,7 @@ from daedal.models.runconfig import (
 __all__ = ["COMMANDS", "RECORD_KEY", "SCHEMAS", "cell_config", "defaults", "load_eval_config", "resolve"]
 
 #: The subcommands that take ``--config``.
-COMMANDS = ("run", "sweep", "paper")
+COMMANDS = ("run", "sweep", "paper", "ppl")
 #: The key under which manifests (and ``paper.json``) hold their config.
 RECORD_KEY = "config"
 
@@ -139,6 +139,22 @@ SCHEMAS: dict[str, dict[str, Check]] = {
         "temperature": (lambda v: v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)), "a number"),
         **_COMMON_RUN,
     },
+    "ppl": {
+        "command": _COMMAND,
+        "data": (_str, "a .txt or .jsonl(.gz) file (a string)"),
+        "limit": _COMMON_SUITE["limit"],
+        "text_field": (_str, "a JSONL field name"),
+        "prompt_field": (_str, "a JSONL field name"),
+        "answer_field": (_str, "a JSONL field name"),
+        "chat_template": (lambda v: isinstance(v, bool), "true or false"),
+        **_COMMON_MODEL,
+        "mc_num": (lambda v: _int(v) and v >= 1, "a positive integer"),
+        "cfg_scale": (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool), "a number"),
+        "exact": (lambda v: isinstance(v, bool), "true or false"),
+        "window": (lambda v: v is None or (_int(v) and v >= 1), "a positive integer, or null for the default"),
+        "context": (lambda v: v is None or (_int(v) and v >= 0), "a non-negative integer, or null for the default"),
+        **_COMMON_RUN,
+    },
 }
 
 
@@ -152,7 +168,13 @@ class _AnyKey(dict):  # type: ignore[type-arg]
         return _COMMAND if key == "command" else (lambda v: True, "")
 
 
-_REQUIRED = {"suite": "--suite NAME", "suites": "--suite NAME", "model": "--model MODEL", "output": "--output DIR"}
+_REQUIRED = {
+    "suite": "--suite NAME",
+    "suites": "--suite NAME",
+    "data": "--data FILE",
+    "model": "--model MODEL",
+    "output": "--output DIR",
+}
 
 
 def _sweep_lengths() -> list[int]:
@@ -184,8 +206,17 @@ def defaults(command: str) -> dict[str, Any]:
         "reference_compat": False,
         "temperature": None,
         "seed": 0,
-        "batch_size": 1,
+        "batch_size": 32 if command == "ppl" else 1,
         "output": None,
+        "text_field": "text",
+        "prompt_field": "prompt",
+        "answer_field": "answer",
+        "chat_template": True,
+        "mc_num": 128,
+        "cfg_scale": 0.0,
+        "exact": False,
+        "window": None,
+        "context": None,
     }
     return {key: values[key] for key in SCHEMAS[command]}
 
@@ -292,7 +323,7 @@ def _complete(spec: PolicySpec, daedal_defaults: Callable[[], Mapping[str, Any]]
 
 
 def resolve(args: argparse.Namespace, command: str) -> dict[str, Any]:
-    """The config a parsed ``eval run/sweep/paper`` command line amounts to.
+    """The config a parsed ``eval run/sweep/paper/ppl`` command line amounts to.
 
     Defaults first, then the ``--config`` file, then every flag that was given.
 
@@ -315,8 +346,11 @@ def resolve(args: argparse.Namespace, command: str) -> dict[str, Any]:
         value = getattr(args, key, None)
         if value is not None:
             cfg[key] = value
-    cfg["suite_args"] = {**cfg["suite_args"], **_assignments(args.suite_arg or [], "--suite-arg")}
     cfg["adapter_args"] = {**cfg["adapter_args"], **_assignments(args.adapter_arg or [], "--adapter-arg")}
+    if command == "ppl":
+        _ppl_flags(cfg, args)
+    else:
+        cfg["suite_args"] = {**cfg["suite_args"], **_assignments(args.suite_arg or [], "--suite-arg")}
     if command == "paper":
         if args.suites:
             cfg["suites"] = list(args.suites)
@@ -324,7 +358,7 @@ def resolve(args: argparse.Namespace, command: str) -> dict[str, Any]:
         cfg["daedal_args"] = {**cfg["daedal_args"], **_assignments(args.daedal_arg or [], "--daedal-arg")}
         if args.temperature is not None:
             cfg["temperature"] = args.temperature
-    else:
+    elif command in ("run", "sweep"):
         if args.suite is not None:
             cfg["suite"] = args.suite
         if args.data is not None:
@@ -343,7 +377,7 @@ def resolve(args: argparse.Namespace, command: str) -> dict[str, Any]:
         if args.no_daedal:
             cfg["daedal"] = None
     for key, flag in _REQUIRED.items():
-        if key in cfg and not cfg[key]:
+        if key in cfg and not cfg[key] and (key != "data" or command == "ppl"):
             raise ConfigError(
                 f"{flag.split()[0]} is missing: pass {flag} or put {key!r} in the --config file "
                 f"(daedal eval {command} --help lists the options)"
@@ -353,6 +387,17 @@ def resolve(args: argparse.Namespace, command: str) -> dict[str, Any]:
         raise ConfigError(f"--data names suites {unknown} that no --suite asks for ({cfg['suites']})")
     _complete_specs(cfg, command)
     return cfg
+
+
+def _ppl_flags(cfg: dict[str, Any], args: argparse.Namespace) -> None:
+    for key in ("data", "text_field", "prompt_field", "answer_field", "mc_num", "cfg_scale", "window", "context"):
+        value = getattr(args, key, None)
+        if value is not None:
+            cfg[key] = value
+    if args.exact:
+        cfg["exact"] = True
+    if args.no_chat_template:
+        cfg["chat_template"] = False
 
 
 def _complete_specs(cfg: dict[str, Any], command: str) -> None:
