@@ -28,22 +28,20 @@ from daedal.core.errors import ConfigError, PolicyNotFoundError
 __all__ = ["build_adapter", "build_policies", "fixed_length_policies", "parse_spec"]
 
 
-def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
-    """``"name:k=v,k2=v2"`` → ``("name", {"k": v, "k2": v2})``."""
-    from daedal.core.registry import parse_value
+def parse_spec(spec: Any) -> tuple[str, dict[str, Any]]:
+    """``"name:k=v,k2=v2"`` (or a :class:`~daedal.models.runconfig.PolicySpec`) → ``("name", {"k": v, "k2": v2})``.
 
+    The syntax is ``daedal generate``'s (:func:`daedal.models.runconfig.parse_policy_spec`):
+    values read as JSON where they parse, so ``suppress-tokens:token_ids=[1,2]`` keeps its list.
+    """
+    from daedal.models.runconfig import PolicySpec, parse_policy_spec
+
+    if isinstance(spec, PolicySpec):
+        return spec.name, dict(spec.params)
     if not isinstance(spec, str) or not spec.strip():
         raise ConfigError(f"a policy spec must be 'name' or 'name:key=value,...', got {spec!r}")
-    name, _, rest = spec.partition(":")
-    params: dict[str, Any] = {}
-    for item in filter(None, (p.strip() for p in rest.split(","))):
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(
-                f"policy spec {spec!r}: {item!r} is not key=value; write e.g. 'daedal:initial_gen_length=64'"
-            )
-        params[key.strip().replace("-", "_")] = parse_value(value)
-    return name.strip(), params
+    parsed = parse_policy_spec(spec, argument="policy spec")
+    return parsed.name, parsed.params
 
 
 def fixed_length_policies(
@@ -105,13 +103,16 @@ def build_policies(specs: Sequence[str | object], *, daedal_defaults: Mapping[st
     """Policies from specs (strings) or already built policy objects, in order.
 
     Args:
-        specs: ``name`` / ``name:key=value,...`` strings or policy objects.
+        specs: ``name`` / ``name:key=value,...`` strings, ``PolicySpec`` objects or
+            policy objects.
         daedal_defaults: Parameters for ``daedal`` that the spec does not set (e.g. the
             bundled model's recommended lengths).
     """
+    from daedal.models.runconfig import PolicySpec
+
     out: list[object] = []
     for spec in specs:
-        if not isinstance(spec, str):
+        if not isinstance(spec, (str, PolicySpec)):
             out.append(spec)
             continue
         name, params = parse_spec(spec)

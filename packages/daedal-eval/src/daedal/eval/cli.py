@@ -5,12 +5,18 @@ Registered as the ``eval`` subcommand of the ``daedal`` console script through t
 or ``daedal-eval`` (for instance under ``accelerate launch -m daedal.eval ...``)::
 
     daedal eval run --suite gsm8k --model GSAI-ML/LLaDA-8B-Instruct --policy daedal --output runs/gsm8k
+    daedal eval run --config eval.yaml --seed 3             # a run config; flags override it
+    daedal eval run --config runs/gsm8k/manifest.json --output runs/again   # rerun a run
+    daedal eval run --print-config --suite synthetic --model bundled --output runs/s
     daedal eval sweep --suite humaneval --data human-eval --model ... --output runs/he-sweep
     daedal eval paper --suite synthetic --model bundled --output runs/table1
     daedal eval rescore runs/gsm8k
     daedal eval report runs/he-sweep
     daedal eval suites
     daedal eval ppl --data heldout.jsonl --model bundled --output runs/ppl
+
+``run``, ``sweep``, ``paper`` and ``ppl`` take ``--config FILE`` (YAML or JSON, or a run's
+``manifest.json``) and ``--print-config``; see :mod:`daedal.eval.config`.
 """
 
 from __future__ import annotations
@@ -38,23 +44,35 @@ def _lengths(text: str) -> list[int]:
 
 
 def _add_run_options(p: argparse.ArgumentParser, *, many_suites: bool = False) -> None:
+    p.add_argument(
+        "--config",
+        default=None,
+        metavar="FILE",
+        help="run config: YAML or JSON, a run's manifest.json or its directory; flags given beside it override it",
+    )
+    p.add_argument(
+        "--print-config",
+        action="store_true",
+        help="print the config this command line amounts to (JSON, also valid YAML) and exit without running",
+    )
     if many_suites:
         p.add_argument(
             "--suite",
             action="append",
-            required=True,
+            dest="suites",
+            default=None,
             help="suite name (repeatable: one Table 1 column each; see `daedal eval suites`)",
         )
         p.add_argument(
             "--data",
             action="append",
-            default=[],
+            default=None,
             metavar="SUITE=PATH",
             help="local .jsonl(.gz) file of a suite, e.g. gsm8k=gsm8k.jsonl (repeatable; default: hub data, "
             "humaneval=human-eval for HumanEval's packaged problems)",
         )
     else:
-        p.add_argument("--suite", required=True, help="suite name (see `daedal eval suites`)")
+        p.add_argument("--suite", default=None, help="suite name (see `daedal eval suites`)")
         p.add_argument(
             "--data",
             default=None,
@@ -76,16 +94,16 @@ def _add_run_options(p: argparse.ArgumentParser, *, many_suites: bool = False) -
         help="scoring: 'paper' exactly as the DAEDAL repository's metric scripts (quirks included), "
         "'default' with their accidents fixed (default: default)",
     )
-    p.add_argument("--model", required=True, help="checkpoint directory, hub id, 'bundled' or 'fake'")
+    p.add_argument("--model", default=None, help="checkpoint directory, hub id, 'bundled' or 'fake' (required)")
     p.add_argument("--adapter", default=None, help="adapter name (default: from config.json, else llada)")
     p.add_argument(
         "--adapter-arg", action="append", default=[], metavar="KEY=VALUE", help="adapter parameter (repeatable)"
     )
     p.add_argument("--dtype", default=None, help="model dtype, e.g. bfloat16 (default: the adapter's)")
     p.add_argument("--device", default=None, help="device, e.g. cuda or cpu (accelerate picks one per process)")
-    p.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
-    p.add_argument("--batch-size", type=int, default=1, help="prompts per generate call (default 1)")
-    p.add_argument("--output", required=True, help="run directory; an existing one is resumed")
+    p.add_argument("--seed", type=int, default=None, help="base seed (default 0)")
+    p.add_argument("--batch-size", type=int, default=None, help="prompts per generate call (default 1)")
+    p.add_argument("--output", default=None, help="run directory (required); an existing one is resumed")
     p.add_argument("--overwrite", action="store_true", help="discard results already in --output")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument(
@@ -116,12 +134,13 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     sw = sub.add_parser("sweep", help="fixed-length baseline over lengths plus DAEDAL; table and plot")
     _add_run_options(sw)
     sw.add_argument("--lengths", type=_lengths, default=None, help="baseline lengths (default 32,...,2048)")
-    sw.add_argument("--block-length", type=int, default=32, help="baseline block length (default 32)")
-    sw.add_argument("--daedal", default="daedal", metavar="SPEC", help="DAEDAL policy spec (default: daedal)")
+    sw.add_argument("--block-length", type=int, default=None, help="baseline block length (default 32)")
+    sw.add_argument("--daedal", default=None, metavar="SPEC", help="DAEDAL policy spec (default: daedal)")
     sw.add_argument("--no-daedal", action="store_true", help="baseline only")
     sw.add_argument(
         "--reference-compat",
         action="store_true",
+        default=None,
         help="baseline and DAEDAL in reference_compat mode (the DAEDAL repository's code paths)",
     )
     sw.set_defaults(func=_cmd_sweep)
@@ -134,10 +153,11 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
         default=None,
         help="baseline lengths (default: the paper's 32,...,2048 that fit the model)",
     )
-    pp.add_argument("--block-length", type=int, default=32, help="baseline block length (default 32)")
+    pp.add_argument("--block-length", type=int, default=None, help="baseline block length (default 32)")
     pp.add_argument(
         "--reference-compat",
         action="store_true",
+        default=None,
         help="both methods in reference_compat mode (the DAEDAL repository's code paths; batch-dependent)",
     )
     pp.add_argument(
@@ -203,21 +223,15 @@ def _guarded(func: Any) -> Any:
 # -- commands ------------------------------------------------------------------------------
 
 
-def _assignments(items: Sequence[str]) -> dict[str, Any]:
-    from daedal.core.registry import parse_assignments
-
-    return parse_assignments(list(items))
-
-
-def _suite_params(args: argparse.Namespace, data: str | None, suite_name: str) -> dict[str, Any]:
-    params = _assignments(args.suite_arg)
+def _suite_params(cfg: dict[str, Any], data: str | None, suite_name: str, unsafe_exec: bool) -> dict[str, Any]:
+    params = dict(cfg["suite_args"])
     if data is not None:
         params["path"] = data
-    if args.limit is not None:
-        params["limit"] = args.limit
-    if args.protocol is not None:
-        params["protocol"] = args.protocol
-    if getattr(args, "unsafe_exec", False) and _takes(suite_name, "unsafe_exec"):
+    if cfg["limit"] is not None:
+        params["limit"] = cfg["limit"]
+    if cfg["protocol"] is not None:
+        params["protocol"] = cfg["protocol"]
+    if unsafe_exec and _takes(suite_name, "unsafe_exec"):
         params["unsafe_exec"] = True
     return params
 
@@ -241,20 +255,55 @@ def _check_sandbox(suite: Any) -> None:
         suite.sandbox()
 
 
-def _setup(args: argparse.Namespace) -> tuple[Any, Any, Any, dict[str, Any]]:
+def _config(args: argparse.Namespace, command: str) -> dict[str, Any] | None:
+    """The run's config (file, then flags); None after printing it for ``--print-config``."""
+    from daedal.eval.config import resolve
+    from daedal.models.runconfig import dump_config
+
+    cfg = resolve(args, command)
+    if args.print_config:
+        _check_names(cfg)
+        sys.stdout.write(dump_config(cfg))
+        return None
+    return cfg
+
+
+def _check_names(cfg: dict[str, Any]) -> None:
+    """Unknown suites and policies are errors for --print-config too (it loads nothing)."""
+    from daedal.core import registry
+    from daedal.core.errors import ConfigError, PolicyNotFoundError
+    from daedal.eval.build import _BUILTIN, parse_spec
+
+    suites = registry.available("suites")
+    for name in cfg.get("suites") or ([cfg["suite"]] if "suite" in cfg else []):
+        if name not in suites:
+            raise ConfigError(f"no suite named {name!r}; available: {', '.join(sorted(suites))}")
+    policies = {*registry.available("policies"), *_BUILTIN}
+    for spec in [*(cfg.get("policies") or []), *([cfg["daedal"]] if cfg.get("daedal") else [])]:
+        name = parse_spec(spec)[0]
+        if name not in policies:
+            raise PolicyNotFoundError(f"no policy named {name!r}; available: {', '.join(sorted(policies))}")
+
+
+def _model(cfg: dict[str, Any]) -> dict[str, Any]:
+    """How the model was loaded, for manifests."""
+    return {"model": cfg["model"], "adapter": cfg["adapter"], "dtype": cfg["dtype"], "params": cfg["adapter_args"]}
+
+
+def _setup(cfg: dict[str, Any], args: argparse.Namespace) -> tuple[Any, Any, Any, dict[str, Any]]:
     """Suite, shard, adapter and the model description of a run/sweep command."""
     from daedal.eval.build import build_adapter
     from daedal.eval.distributed import current_shard
     from daedal.eval.suites import load_suite
 
-    suite = load_suite(args.suite, **_suite_params(args, args.data, args.suite))
+    suite = load_suite(cfg["suite"], **_suite_params(cfg, cfg["data"], cfg["suite"], args.unsafe_exec))
     _check_sandbox(suite)
     shard = current_shard()
-    device = args.device or shard.device
-    adapter_params = _assignments(args.adapter_arg)
-    adapter = build_adapter(args.model, adapter=args.adapter, dtype=args.dtype, device=device, params=adapter_params)
-    model = {"model": args.model, "adapter": args.adapter, "dtype": args.dtype, "params": adapter_params}
-    return suite, shard, adapter, model
+    device = cfg["device"] or shard.device
+    adapter = build_adapter(
+        cfg["model"], adapter=cfg["adapter"], dtype=cfg["dtype"], device=device, params=cfg["adapter_args"]
+    )
+    return suite, shard, adapter, _model(cfg)
 
 
 def _print_summary(summary: dict[str, Any]) -> None:
@@ -267,25 +316,29 @@ def _print_summary(summary: dict[str, Any]) -> None:
 
 @_guarded
 def _cmd_run(args: argparse.Namespace) -> int:
+    cfg = _config(args, "run")
+    if cfg is None:
+        return 0
     from daedal.core import Engine, EngineConfig
-    from daedal.eval.build import build_policies, model_daedal_defaults
+    from daedal.eval.build import build_policies
     from daedal.eval.runner import run_suite
 
-    suite, shard, adapter, model = _setup(args)
-    policies = build_policies(args.policy or ["daedal"], daedal_defaults=model_daedal_defaults(args.model))
-    engine = Engine(adapter, policies, config=EngineConfig(seed=args.seed))
+    suite, shard, adapter, model = _setup(cfg, args)
+    policies = build_policies(cfg["policies"])  # complete specs: daedal's recommended settings are in them
+    engine = Engine(adapter, policies, config=EngineConfig(seed=cfg["seed"]))
     summary = run_suite(
         engine,
         suite,
-        args.output,
-        seed=args.seed,
-        batch_size=args.batch_size,
+        cfg["output"],
+        seed=cfg["seed"],
+        batch_size=cfg["batch_size"],
         model=model,
         rank=shard.rank,
         world_size=shard.world_size,
         barrier=shard.barrier,
         progress=not args.no_progress,
         overwrite=args.overwrite,
+        config=cfg,
     )
     if shard.is_main:
         _print_summary(summary)
@@ -294,30 +347,25 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 @_guarded
 def _cmd_sweep(args: argparse.Namespace) -> int:
+    cfg = _config(args, "sweep")
+    if cfg is None:
+        return 0
     from daedal.core import Engine, EngineConfig
-    from daedal.eval.build import build_policies, model_daedal_defaults
-    from daedal.eval.sweep import PAPER_LENGTHS, sweep
+    from daedal.eval.sweep import sweep
 
-    suite, shard, adapter, model = _setup(args)
-    engine = Engine(adapter, [], config=EngineConfig(seed=args.seed))
+    suite, shard, adapter, model = _setup(cfg, args)
+    engine = Engine(adapter, [], config=EngineConfig(seed=cfg["seed"]))
     rows = sweep(
         engine,
         suite,
-        args.output,
-        lengths=args.lengths or PAPER_LENGTHS,
-        block_length=args.block_length,
-        daedal=None
-        if args.no_daedal
-        else build_policies(
-            [args.daedal],
-            daedal_defaults={
-                **model_daedal_defaults(args.model),
-                **({"reference_compat": True} if args.reference_compat else {}),
-            },
-        ),
-        fixed_params={"reference_compat": True} if args.reference_compat else None,
-        seed=args.seed,
-        batch_size=args.batch_size,
+        cfg["output"],
+        lengths=cfg["lengths"],
+        block_length=cfg["block_length"],
+        daedal=None if cfg["daedal"] is None else [cfg["daedal"]],
+        fixed_params={"reference_compat": True} if cfg["reference_compat"] else None,
+        config=cfg,
+        seed=cfg["seed"],
+        batch_size=cfg["batch_size"],
         model=model,
         rank=shard.rank,
         world_size=shard.world_size,
@@ -329,7 +377,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         from daedal.eval.report import markdown_table
 
         print(markdown_table(rows, suite=suite.name))
-        print(f"table, plot and data in {args.output}")
+        print(f"table, plot and data in {cfg['output']}")
     return 0
 
 
@@ -354,45 +402,43 @@ def _paper_lengths(adapter: Any, requested: Sequence[int] | None) -> list[int]:
 
 @_guarded
 def _cmd_paper(args: argparse.Namespace) -> int:
+    cfg = _config(args, "paper")
+    if cfg is None:
+        return 0
     from daedal.core import EngineConfig
-    from daedal.core.errors import ConfigError
-    from daedal.eval.build import build_adapter, model_daedal_defaults
+    from daedal.eval.build import build_adapter
     from daedal.eval.distributed import current_shard
     from daedal.eval.paper import run_paper
     from daedal.eval.suites import load_suite
 
-    data: dict[str, str] = {}
-    for item in args.data:
-        name, sep, path = item.partition("=")
-        if not sep or not name or not path:
-            raise ConfigError(f"--data {item!r} must be SUITE=PATH, e.g. gsm8k=data/gsm8k.jsonl")
-        data[name.strip()] = path.strip()
-    unknown = sorted(set(data) - set(args.suite))
-    if unknown:
-        raise ConfigError(f"--data names suites {unknown} that no --suite asks for ({args.suite})")
-    suites = [load_suite(name, **_suite_params(args, data.get(name), name)) for name in args.suite]
+    data = cfg["data"]
+    suites = [load_suite(name, **_suite_params(cfg, data.get(name), name, args.unsafe_exec)) for name in cfg["suites"]]
     for suite in suites:
         _check_sandbox(suite)
     shard = current_shard()
-    adapter_params = _assignments(args.adapter_arg)
     adapter = build_adapter(
-        args.model, adapter=args.adapter, dtype=args.dtype, device=args.device or shard.device, params=adapter_params
+        cfg["model"],
+        adapter=cfg["adapter"],
+        dtype=cfg["dtype"],
+        device=cfg["device"] or shard.device,
+        params=cfg["adapter_args"],
     )
-    model = {"model": args.model, "adapter": args.adapter, "dtype": args.dtype, "params": adapter_params}
-    extra = {} if args.temperature is None else {"temperature": args.temperature}
+    extra = {} if cfg["temperature"] is None else {"temperature": cfg["temperature"]}
+    lengths = _paper_lengths(adapter, cfg["lengths"])
     run_paper(
         adapter,
         suites,
-        args.output,
-        lengths=_paper_lengths(adapter, args.lengths),
-        reference_compat=args.reference_compat,
-        block_length=args.block_length,
-        daedal={**model_daedal_defaults(args.model), **_assignments(args.daedal_arg)},
+        cfg["output"],
+        lengths=lengths,
+        reference_compat=cfg["reference_compat"],
+        block_length=cfg["block_length"],
+        daedal=cfg["daedal_args"],  # the checkpoint's recommended settings are merged in
         extra=extra,
-        seed=args.seed,
-        batch_size=args.batch_size,
-        model=model,
-        engine_config=EngineConfig(seed=args.seed),
+        seed=cfg["seed"],
+        batch_size=cfg["batch_size"],
+        model=_model(cfg),
+        engine_config=EngineConfig(seed=cfg["seed"]),
+        config={**cfg, "lengths": lengths},
         rank=shard.rank,
         world_size=shard.world_size,
         barrier=shard.barrier,
@@ -404,7 +450,7 @@ def _cmd_paper(args: argparse.Namespace) -> int:
 
         from daedal.eval.report import TABLE1_CSV, TABLE1_MD, TABLE1_PNG
 
-        out = Path(args.output)
+        out = Path(cfg["output"])
         print((out / TABLE1_MD).read_text(encoding="utf-8"))
         print(f"Table 1: {out / TABLE1_MD}, {out / TABLE1_CSV}, {out / TABLE1_PNG}")
     return 0
@@ -470,30 +516,43 @@ def _add_ppl_parser(sub: Any) -> None:
         "(LLaDA's Monte-Carlo estimator, or exact for short windows).",
     )
     pp.add_argument(
-        "--data",
-        required=True,
-        help=".txt file (paragraphs are documents) or .jsonl(.gz) with 'text' or 'prompt' + 'answer' fields",
+        "--config",
+        default=None,
+        metavar="FILE",
+        help="run config: YAML or JSON, a run's manifest.json or its directory; flags given beside it override it",
     )
-    pp.add_argument("--model", required=True, help="checkpoint directory, hub id, 'bundled' or 'fake'")
+    pp.add_argument(
+        "--print-config",
+        action="store_true",
+        help="print the config this command line amounts to (JSON, also valid YAML) and exit without running",
+    )
+    pp.add_argument(
+        "--data",
+        default=None,
+        help=".txt file (paragraphs are documents) or .jsonl(.gz) with 'text' or 'prompt' + 'answer' fields (required)",
+    )
+    pp.add_argument("--model", default=None, help="checkpoint directory, hub id, 'bundled' or 'fake' (required)")
     pp.add_argument("--adapter", default=None, help="adapter name (default: from config.json, else llada)")
     pp.add_argument(
         "--adapter-arg", action="append", default=[], metavar="KEY=VALUE", help="adapter parameter (repeatable)"
     )
     pp.add_argument("--dtype", default=None, help="model dtype, e.g. bfloat16 (default: the adapter's)")
     pp.add_argument("--device", default=None, help="device, e.g. cuda or cpu")
-    pp.add_argument("--mc-num", type=int, default=128, help="Monte-Carlo samples per window (default 128)")
-    pp.add_argument("--batch-size", type=int, default=32, help="rows per stratified mini-batch (default 32)")
-    pp.add_argument("--cfg-scale", type=float, default=0.0, help="classifier-free guidance scale (default 0)")
-    pp.add_argument("--exact", action="store_true", help="enumerate every mask subset (windows of <= 12 tokens)")
+    pp.add_argument("--mc-num", type=int, default=None, help="Monte-Carlo samples per window (default 128)")
+    pp.add_argument("--batch-size", type=int, default=None, help="rows per stratified mini-batch (default 32)")
+    pp.add_argument("--cfg-scale", type=float, default=None, help="classifier-free guidance scale (default 0)")
+    pp.add_argument(
+        "--exact", action="store_true", default=None, help="enumerate every mask subset (windows of <= 12 tokens)"
+    )
     pp.add_argument("--window", type=int, default=None, help="tokens scored per window (default: max_length / 2)")
     pp.add_argument("--context", type=int, default=None, help="tokens of context before a window (default: the rest)")
-    pp.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    pp.add_argument("--seed", type=int, default=None, help="seed (default 0)")
     pp.add_argument("--limit", type=int, default=None, help="only the first N documents")
-    pp.add_argument("--text-field", default="text", help="JSONL field scored whole (default text)")
-    pp.add_argument("--prompt-field", default="prompt", help="JSONL field of the condition (default prompt)")
-    pp.add_argument("--answer-field", default="answer", help="JSONL field scored given the prompt (default answer)")
+    pp.add_argument("--text-field", default=None, help="JSONL field scored whole (default text)")
+    pp.add_argument("--prompt-field", default=None, help="JSONL field of the condition (default prompt)")
+    pp.add_argument("--answer-field", default=None, help="JSONL field scored given the prompt (default answer)")
     pp.add_argument("--no-chat-template", action="store_true", help="do not wrap prompts in the chat template")
-    pp.add_argument("--output", required=True, help="run directory; an existing one is resumed")
+    pp.add_argument("--output", default=None, help="run directory (required); an existing one is resumed")
     pp.add_argument("--overwrite", action="store_true", help="discard results already in --output")
     pp.add_argument("--no-progress", action="store_true", help="no progress bar")
     pp.set_defaults(func=_cmd_ppl)
@@ -501,41 +560,45 @@ def _add_ppl_parser(sub: Any) -> None:
 
 @_guarded
 def _cmd_ppl(args: argparse.Namespace) -> int:
+    cfg = _config(args, "ppl")
+    if cfg is None:
+        return 0
     from daedal.eval.build import build_adapter
     from daedal.eval.likelihood.perplexity import PerplexityData, run_perplexity
 
     data = PerplexityData(
-        path=args.data,
-        text_field=args.text_field,
-        prompt_field=args.prompt_field,
-        answer_field=args.answer_field,
-        chat_template=not args.no_chat_template,
-        limit=args.limit,
+        path=cfg["data"],
+        text_field=cfg["text_field"],
+        prompt_field=cfg["prompt_field"],
+        answer_field=cfg["answer_field"],
+        chat_template=cfg["chat_template"],
+        limit=cfg["limit"],
     )
-    params = _assignments(args.adapter_arg)
-    adapter = build_adapter(args.model, adapter=args.adapter, dtype=args.dtype, device=args.device, params=params)
-    model = {"model": args.model, "adapter": args.adapter, "dtype": args.dtype, "params": params}
+    adapter = build_adapter(
+        cfg["model"], adapter=cfg["adapter"], dtype=cfg["dtype"], device=cfg["device"], params=cfg["adapter_args"]
+    )
     summary = run_perplexity(
         adapter,
         data,
-        args.output,
-        mc_num=args.mc_num,
-        batch_size=args.batch_size,
-        cfg_scale=args.cfg_scale,
-        seed=args.seed,
-        exact=args.exact,
-        window=args.window,
-        context=args.context,
-        model=model,
+        cfg["output"],
+        mc_num=cfg["mc_num"],
+        batch_size=cfg["batch_size"],
+        cfg_scale=cfg["cfg_scale"],
+        seed=cfg["seed"],
+        exact=cfg["exact"],
+        window=cfg["window"],
+        context=cfg["context"],
+        model=_model(cfg),
         progress=not args.no_progress,
         overwrite=args.overwrite,
+        config=cfg,
     )
     m = summary["metrics"]
     print(
         f"ppl: n={m['n']} tokens={m['tokens']} nll/token={m['nll']:.4f} ± {m['nll_stderr']:.4f} "
         f"ppl={m['ppl']:.3f} ± {m['ppl_stderr']:.3f} (ELBO: an upper bound)"
     )
-    print(f"per-document results in {args.output}")
+    print(f"per-document results in {cfg['output']}")
     return 0
 
 

@@ -26,10 +26,49 @@ from daedal.core.errors import ConfigError
 from daedal.eval.runner import run_suite
 from daedal.eval.suites.base import Suite
 
-__all__ = ["GRID", "grid_policies", "run_paper"]
+__all__ = ["GRID", "grid_policies", "grid_specs", "run_paper"]
 
 #: The grid description file of a paper directory.
 GRID = "paper.json"
+
+
+def grid_specs(
+    lengths: Sequence[int],
+    *,
+    reference_compat: bool,
+    block_length: int = 32,
+    daedal: Mapping[str, Any] | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> list[tuple[str, int | None, list[str]]]:
+    """``(name, length, policy specs)`` of each method of the grid, all in one mode.
+
+    Args:
+        lengths: Baseline canvas lengths (steps = length, blocks of ``block_length``).
+        reference_compat: Both methods in the reference implementation's mode, or both not.
+        block_length: Baseline block length (cut to the length when longer).
+        daedal: DAEDAL parameters (e.g. a checkpoint's recommended settings).
+        extra: Parameters both methods share (``temperature``...).
+    """
+    from daedal.models.runconfig import PolicySpec, format_policy_spec
+
+    bad = [n for n in lengths if not isinstance(n, int) or isinstance(n, bool) or n < 1]
+    if bad:
+        raise ConfigError(f"`lengths` must be positive ints, got {bad}")
+    shared = {**(extra or {}), "reference_compat": bool(reference_compat)}
+    methods: list[tuple[str, int | None, list[str]]] = [
+        (
+            f"fixed-{n}",
+            n,
+            [
+                format_policy_spec(
+                    PolicySpec("llada-decoding", {"gen_length": n, "steps": n, "block_length": block_length, **shared})
+                )
+            ],
+        )
+        for n in lengths
+    ]
+    methods.append(("daedal", None, [format_policy_spec(PolicySpec("daedal", {**(daedal or {}), **shared}))]))
+    return methods
 
 
 def grid_policies(
@@ -40,27 +79,15 @@ def grid_policies(
     daedal: Mapping[str, Any] | None = None,
     extra: Mapping[str, Any] | None = None,
 ) -> list[tuple[str, int | None, list[object]]]:
-    """``(name, length, policies)`` of each method of the grid, all in one mode.
+    """``(name, length, policies)`` of each method of the grid: :func:`grid_specs`, built."""
+    from daedal.eval.build import build_policies
 
-    Args:
-        lengths: Baseline canvas lengths (steps = length, blocks of ``block_length``).
-        reference_compat: Both methods in the reference implementation's mode, or both not.
-        block_length: Baseline block length (cut to the length when longer).
-        daedal: DAEDAL parameters (e.g. a checkpoint's recommended settings).
-        extra: Parameters both methods share (``temperature``...).
-    """
-    from daedal.eval.build import build_policies, fixed_length_policies
-
-    bad = [n for n in lengths if not isinstance(n, int) or isinstance(n, bool) or n < 1]
-    if bad:
-        raise ConfigError(f"`lengths` must be positive ints, got {bad}")
-    shared = {**(extra or {}), "reference_compat": bool(reference_compat)}
-    methods: list[tuple[str, int | None, list[object]]] = [
-        (f"fixed-{n}", n, fixed_length_policies(n, steps=n, block_length=block_length, **shared)) for n in lengths
+    return [
+        (name, length, build_policies(specs))
+        for name, length, specs in grid_specs(
+            lengths, reference_compat=reference_compat, block_length=block_length, daedal=daedal, extra=extra
+        )
     ]
-    daedal_params = {**(daedal or {}), **shared}
-    methods.append(("daedal", None, build_policies(["daedal"], daedal_defaults=daedal_params)))
-    return methods
 
 
 def _check_grid(path: Path, grid: Mapping[str, Any]) -> None:
@@ -89,6 +116,7 @@ def run_paper(
     batch_size: int = 1,
     model: Mapping[str, Any] | None = None,
     engine_config: Any = None,
+    config: Mapping[str, Any] | None = None,
     **run_options: Any,
 ) -> list[dict[str, Any]]:
     """Run the paper's grid over ``suites`` and write Table 1 (see the module docstring).
@@ -106,6 +134,9 @@ def run_paper(
         batch_size: Prompts per ``generate`` call.
         model: How the model was loaded, for manifests and the table's caption.
         engine_config: The engines' :class:`~daedal.core.EngineConfig` (default: seeded ``seed``).
+        config: The grid's ``eval paper`` config (:mod:`daedal.eval.config`), recorded in
+            ``paper.json``; each cell's manifest then holds the ``eval run`` config that
+            reruns that cell.
         **run_options: Passed to :func:`~daedal.eval.runner.run_suite` (rank, world_size,
             barrier, progress, overwrite).
 
@@ -120,9 +151,14 @@ def run_paper(
     names = [s.name for s in suites]
     if len(set(names)) != len(names):
         raise ConfigError(f"`suites` names a suite twice ({names}): each suite once")
-    methods = grid_policies(
-        lengths, reference_compat=reference_compat, block_length=block_length, daedal=daedal, extra=extra
-    )
+    from daedal.eval.build import build_policies
+
+    methods = [
+        (name, length, build_policies(specs), specs)
+        for name, length, specs in grid_specs(
+            lengths, reference_compat=reference_compat, block_length=block_length, daedal=daedal, extra=extra
+        )
+    ]
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
     grid = {
@@ -135,23 +171,33 @@ def run_paper(
         "seed": seed,
         "batch_size": batch_size,
     }
+    if config is not None:
+        grid["config"] = dict(config)
     rank = int(run_options.get("rank", 0))
     if not run_options.get("overwrite"):
         _check_grid(out / GRID, grid)
     if rank == 0:
         (out / GRID).write_text(json.dumps(grid, indent=2, default=repr) + "\n", encoding="utf-8")
-    config = engine_config if engine_config is not None else EngineConfig(seed=seed)
+    seeded = engine_config if engine_config is not None else EngineConfig(seed=seed)
     rows = []
-    for suite in suites:
-        for name, length, policies in methods:
+    given = list((config or {}).get("suites") or [])
+    for i, suite in enumerate(suites):
+        for name, length, policies, specs in methods:
+            cell = None
+            if config is not None:
+                from daedal.eval.config import cell_config
+
+                as_given = given[i] if i < len(given) else suite.name  # the registry name, as --suite took it
+                cell = cell_config(config, suite=as_given, policies=specs, output=out / suite.name / name)
             summary = run_suite(
-                Engine(adapter, policies, config=config),
+                Engine(adapter, policies, config=seeded),
                 suite,
                 out / suite.name / name,
                 seed=seed,
                 batch_size=batch_size,
                 model=model,
                 description=f"{suite.name} {name}",
+                config=cell,
                 **run_options,
             )
             rows.append(

@@ -4,7 +4,8 @@ An output directory holds:
 
 * ``manifest.json`` — what the run is (suite and its parameters, model, policies and
   their parameters, seed, batch size, dtype, device) and where it ran (package versions,
-  git revision, host, command line).
+  git revision, host, command line); runs started from ``daedal eval`` also hold, under
+  ``"config"``, the config that reruns them (``daedal eval run --config manifest.json``).
 * ``samples.jsonl`` — one record per sample, appended (flush + fsync) as soon as the
   sample is scored. Data-parallel ranks write ``samples.rank<r>.jsonl`` and rank 0 merges
   them into ``samples.jsonl`` at the end.
@@ -142,13 +143,23 @@ def _engine_facts(engine: Any) -> dict[str, Any]:
 
 
 def build_manifest(
-    engine: Any, suite: Suite, *, seed: int, batch_size: int, model: Mapping[str, Any] | None, n_docs: int
+    engine: Any,
+    suite: Suite,
+    *,
+    seed: int,
+    batch_size: int,
+    model: Mapping[str, Any] | None,
+    n_docs: int,
+    config: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The manifest of a run (see the module docstring)."""
     facts = _engine_facts(engine)
+    head: dict[str, Any] = {"format": FORMAT_VERSION}
+    if config is not None:  # first, so that a config error's line number points into it
+        head["config"] = dict(config)
     return _jsonable(
         {
-            "format": FORMAT_VERSION,
+            **head,
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "suite": {**suite.describe(), "n_docs": n_docs},
             "model": dict(model) if model is not None else {"adapter": facts["adapter"]},
@@ -453,6 +464,7 @@ def run_suite(
     progress: bool = True,
     overwrite: bool = False,
     description: str | None = None,
+    config: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Generate and score every problem of ``suite`` with ``engine``, resumably.
 
@@ -474,6 +486,9 @@ def run_suite(
         progress: Show a progress bar (rich).
         overwrite: Delete the directory's previous results instead of resuming.
         description: Label of the progress bar.
+        config: The ``daedal eval run`` config that reruns this run (see
+            :mod:`daedal.eval.config`), recorded as the manifest's ``"config"`` so that
+            ``--config manifest.json`` reruns it.
 
     Returns:
         The summary (also in ``summary.json``): metrics over the samples recorded so far
@@ -506,6 +521,7 @@ def run_suite(
             progress=progress,
             overwrite=overwrite,
             description=description,
+            config=config,
         )
 
 
@@ -523,11 +539,14 @@ def _run_locked(
     progress: bool,
     overwrite: bool,
     description: str | None,
+    config: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     docs = suite.load()
     if not docs:
         raise ConfigError(f"suite {suite.name!r} loaded no problems: check its data file or `limit`")
-    manifest = build_manifest(engine, suite, seed=seed, batch_size=batch_size, model=model, n_docs=len(docs))
+    manifest = build_manifest(
+        engine, suite, seed=seed, batch_size=batch_size, model=model, n_docs=len(docs), config=config
+    )
     manifest["world_size"] = world_size
     manifest["randomness"] = randomness(engine, seed=seed, batch_size=batch_size, world_size=world_size)
     manifest["dataset_sha256"] = dataset_hash(docs)

@@ -2,7 +2,8 @@
 
 Each configuration is an ordinary resumable run in its own directory
 (``<output>/fixed-<L>``, ``<output>/daedal``); the sweep then writes ``table.md`` and
-``sweep.png`` next to them. A killed sweep resumes where it stopped.
+``sweep.png`` next to them. A killed sweep resumes where it stopped. Started from
+``daedal eval sweep``, the directory also holds ``sweep-config.json``, the sweep's config.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from daedal.eval.suites.base import Suite
 
 __all__ = ["PAPER_LENGTHS", "sweep"]
 
+#: The sweep's config record in its directory (see :mod:`daedal.eval.config`).
+CONFIG = "sweep-config.json"
 #: The baseline lengths of the paper's scripts.
 PAPER_LENGTHS = (32, 64, 128, 256, 512, 1024, 2048)
 
@@ -34,6 +37,7 @@ def sweep(
     daedal: Sequence[object] | None = (),
     fixed_policies: Callable[[int], Sequence[object]] | None = None,
     fixed_params: Mapping[str, Any] | None = None,
+    config: Mapping[str, Any] | None = None,
     **run_options: Any,
 ) -> list[dict[str, Any]]:
     """Run the fixed-length baseline at each length, then DAEDAL; write the table and plot.
@@ -44,11 +48,15 @@ def sweep(
         output: Sweep directory.
         lengths: Canvas lengths of the baseline (steps = length, blocks of ``block_length``).
         block_length: Baseline block length (cut to the length when longer).
-        daedal: Policies of the DAEDAL run; ``()`` for ``Daedal()`` with the paper's
-            setting, None to skip it.
+        daedal: Policies (or policy specs) of the DAEDAL run; ``()`` for ``Daedal()``
+            with the paper's setting, None to skip it.
         fixed_policies: ``length -> policies`` of the baseline (default: LLaDA decoding).
         fixed_params: More parameters of the default baseline, e.g.
             ``{"reference_compat": True}`` for the DAEDAL repository's baseline.
+        config: The sweep's config (:mod:`daedal.eval.config`), written to
+            ``sweep-config.json``; each run's manifest then records the ``eval run``
+            config that reruns it (for the runs whose policies are specs: the default
+            baseline, a ``daedal`` given as specs).
         **run_options: Passed to :func:`~daedal.eval.runner.run_suite` (seed, batch_size,
             model, rank, world_size, barrier, progress...).
 
@@ -56,6 +64,7 @@ def sweep(
         One row per configuration: ``length`` (None for DAEDAL), ``output``, ``metrics``.
     """
     from daedal.eval.build import build_policies, fixed_length_policies
+    from daedal.models.runconfig import PolicySpec, format_policy_spec
 
     if not lengths and daedal is None:
         raise ConfigError("`lengths` is empty and `daedal` is None: nothing to sweep")
@@ -65,17 +74,42 @@ def sweep(
     extra = dict(fixed_params or {})
     make_fixed = fixed_policies or (lambda n: fixed_length_policies(n, steps=n, block_length=block_length, **extra))
     out = Path(output)
-    configs: list[tuple[int | None, Sequence[object]]] = [(n, make_fixed(n)) for n in lengths]
+    if config is not None and run_options.get("rank", 0) == 0:
+        # the sweep's own config, a record like a manifest: --config <sweep directory> reruns the sweep
+        out.mkdir(parents=True, exist_ok=True)
+        (out / CONFIG).write_text(json.dumps({"config": dict(config)}, indent=2) + "\n", encoding="utf-8")
+
+    def fixed_specs(n: int) -> list[str] | None:
+        if fixed_policies is not None:
+            return None
+        params = {"gen_length": n, "steps": n, "block_length": block_length, **extra}
+        return [format_policy_spec(PolicySpec("llada-decoding", params))]
+
+    configs: list[tuple[int | None, Sequence[object], list[str] | None]] = [
+        (n, make_fixed(n), fixed_specs(n)) for n in lengths
+    ]
     if daedal is not None:
-        configs.append((None, list(daedal) or build_policies(["daedal"])))
+        given = list(daedal) or ["daedal"]
+        specs = (
+            [s if isinstance(s, str) else format_policy_spec(s) for s in given]
+            if all(isinstance(s, (str, PolicySpec)) for s in given)
+            else None
+        )
+        configs.append((None, build_policies(given), specs))
     rows = []
-    for length, policies in configs:
+    for length, policies, specs in configs:
         name = "daedal" if length is None else f"fixed-{length}"
+        cell = None
+        if config is not None and specs is not None:
+            from daedal.eval.config import cell_config
+
+            cell = cell_config(config, suite=str(config.get("suite") or suite.name), policies=specs, output=out / name)
         summary = run_suite(
             engine.with_policies(list(policies)),
             suite,
             out / name,
             description=f"{suite.name} {name}",
+            config=cell,
             **run_options,
         )
         rows.append({"length": length, "output": str(out / name), "metrics": summary["metrics"]})

@@ -27,6 +27,7 @@ __all__ = [
     "ConfigFile",
     "GENERATE_SCHEMA",
     "PolicySpec",
+    "check_config",
     "dump_config",
     "format_policy_spec",
     "load_config",
@@ -178,12 +179,15 @@ class ConfigFile:
         data: The top-level mapping.
         lines: Key -> 1-based line of the key (``"policies.1"`` for list items where
             known).
+        section: The key of the record the config was read from (see ``record_key`` of
+            :func:`load_config`), else None.
     """
 
-    def __init__(self, path: Path, data: dict[str, Any], lines: dict[str, int]) -> None:
+    def __init__(self, path: Path, data: dict[str, Any], lines: dict[str, int], section: str | None = None) -> None:
         self.path = path
         self.data = data
         self.lines = lines
+        self.section = section
 
     def where(self, key: str) -> str:
         """``file:line`` of a key (or of its parent key, else the file alone)."""
@@ -199,7 +203,7 @@ class ConfigFile:
         return _config_error(f"{self.where(key)}: {message}")
 
 
-def _yaml_lines(text: str) -> dict[str, int]:
+def _yaml_lines(text: str, section: str | None = None) -> dict[str, int]:
     import yaml
 
     lines: dict[str, int] = {}
@@ -207,6 +211,8 @@ def _yaml_lines(text: str) -> dict[str, int]:
         root = yaml.compose(text)
     except yaml.YAMLError:
         return lines
+    if root is not None and section is not None and isinstance(root, yaml.MappingNode):
+        root = next((v for k, v in root.value if str(k.value) == section), None)
     if root is None or not isinstance(root, yaml.MappingNode):
         return lines
     for key_node, value_node in root.value:
@@ -218,12 +224,15 @@ def _yaml_lines(text: str) -> dict[str, int]:
     return lines
 
 
-def _json_lines(text: str, data: Mapping[str, Any]) -> dict[str, int]:
+def _json_lines(text: str, data: Mapping[str, Any], section: str | None = None) -> dict[str, int]:
     lines: dict[str, int] = {}
     rows = text.splitlines()
+    start = 0
+    if section is not None:  # the keys of a nested mapping: search from the line of its key on
+        start = _json_lines(text, {section: None}).get(section, 1) - 1
     for key in data:
         pattern = re.compile(r"^\s*[{,]?\s*" + re.escape(json.dumps(key)) + r"\s*:")
-        for n, row in enumerate(rows, start=1):
+        for n, row in enumerate(rows[start:], start=start + 1):
             if pattern.search(row):
                 lines[key] = n
                 break
@@ -235,6 +244,7 @@ def load_config(
     schema: Mapping[str, tuple[Callable[[Any], bool], str]] = GENERATE_SCHEMA,
     *,
     argument: str = "--config",
+    record_key: str | None = None,
 ) -> ConfigFile:
     """Read a YAML (``.yaml``/``.yml``) or JSON config file and check its keys.
 
@@ -242,6 +252,9 @@ def load_config(
         path: The file.
         schema: Allowed keys: key -> (check, description of a valid value).
         argument: The option name for messages.
+        record_key: When the file is a record that holds its config as a mapping under
+            this key (an eval run's ``manifest.json`` under ``"config"``), that mapping is
+            the config; the record's other keys are not checked.
 
     Raises:
         ConfigError: Missing or unreadable file, not a mapping, an unknown key or a bad
@@ -271,14 +284,27 @@ def load_config(
         raise _config_error(
             f"{file}: a config file holds a mapping of keys ({', '.join(schema)}), not a {type(data).__name__}"
         )
-    config = ConfigFile(file, data, _yaml_lines(text) if yaml_file else _json_lines(text, data))
-    for key, value in data.items():
+    section = None
+    if record_key is not None and record_key not in schema and isinstance(data.get(record_key), dict):
+        section, data = record_key, data[record_key]
+    lines = _yaml_lines(text, section) if yaml_file else _json_lines(text, data, section)
+    config = ConfigFile(file, data, lines, section)
+    check_config(config, schema)
+    return config
+
+
+def check_config(config: ConfigFile, schema: Mapping[str, tuple[Callable[[Any], bool], str]]) -> None:
+    """Check every key of a loaded config against ``schema``.
+
+    Raises:
+        ConfigError: An unknown key or a bad value, naming the file, the line and the key.
+    """
+    for key, value in config.data.items():
         if key not in schema:
             raise config.error(str(key), f"unknown key {key!r}; known keys: {', '.join(schema)}")
         check, wanted = schema[key]
         if not check(value):
             raise config.error(str(key), f"key {key!r} is {value!r}; it must be {wanted}")
-    return config
 
 
 def policy_specs_from_config(config: ConfigFile, key: str = "policies") -> list[PolicySpec]:

@@ -150,6 +150,7 @@ def run_perplexity(
     model: Mapping[str, Any] | None = None,
     progress: bool = True,
     overwrite: bool = False,
+    config: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Score every document of ``data``, resumably, and aggregate.
 
@@ -168,6 +169,8 @@ def run_perplexity(
         model: How the model was loaded, for the manifest.
         progress: Show a progress bar over documents.
         overwrite: Discard the directory's previous results.
+        config: The ``daedal eval ppl`` config that reruns this run
+            (:mod:`daedal.eval.config`), recorded as the manifest's ``"config"``.
 
     Returns:
         The summary (also in ``summary.json``): ``metrics`` (:func:`aggregate`),
@@ -200,6 +203,7 @@ def run_perplexity(
     manifest = json.loads(
         json.dumps(
             {
+                **({"config": dict(config)} if config is not None else {}),
                 "kind": "perplexity",
                 "data": {**data.describe(), "n_docs": len(docs)},
                 "model": dict(model) if model is not None else {"adapter": facts["adapter"]},
