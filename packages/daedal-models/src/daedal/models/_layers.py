@@ -211,9 +211,18 @@ class KVPass:
         self.key_cos: torch.Tensor | None = None
         self.key_sin: torch.Tensor | None = None
         self.key_mask: torch.Tensor | None = None
+        self._rows: torch.Tensor | None = None
 
     def layer(self, i: int) -> LayerKV:
         return LayerKV(self, i)
+
+    def rows(self, width: int) -> torch.Tensor:
+        """``[B * L]`` the fed columns as rows of a ``[B * T, ...]`` store (the same for every layer)."""
+        if self._rows is None:
+            assert self.cols is not None
+            b = self.cols.shape[0]
+            self._rows = (self.cols + torch.arange(b, device=self.cols.device)[:, None] * width).flatten()
+        return self._rows
 
 
 class RotatedKeys:
@@ -272,11 +281,14 @@ class LayerKV:
         stored_k, stored_v = owner.store[self.i]
         assert owner.cols is not None and owner.key_cos is not None and owner.key_sin is not None
         cols = owner.cols
-        k, v = k.to(stored_k.dtype), v.to(stored_v.dtype)
+        rows = owner.rows(stored_k.shape[2])
+        if k.dtype != stored_k.dtype or v.dtype != stored_v.dtype:
+            k, v = k.to(stored_k.dtype), v.to(stored_v.dtype)
         rotated = None if owner.rotated is None else owner.rotated.get(self.i, stored_k)
         if rotated is None:
             if owner.rotated is None:  # no cache: rotate the merged store as a whole
-                keys, values = write_columns(stored_k.clone(), cols, k), write_columns(stored_v.clone(), cols, v)
+                keys = write_columns(stored_k.clone(), cols, k, rows)
+                values = write_columns(stored_v.clone(), cols, v, rows)
                 if owner.write_back:
                     owner.store[self.i] = [keys, values]
                 return rotate(keys, owner.key_cos, owner.key_sin), values, owner.key_mask
@@ -285,23 +297,28 @@ class LayerKV:
         # The fed keys at their own columns, with the very angles a whole-store rotation uses there.
         fresh = rotate(k, owner.key_cos[cols][:, None], owner.key_sin[cols][:, None])
         if owner.write_back:
-            write_columns(stored_k, cols, k)
-            write_columns(stored_v, cols, v)
-            return write_columns(rotated, cols, fresh), stored_v, owner.key_mask
-        return write_columns(rotated.clone(), cols, fresh), write_columns(stored_v.clone(), cols, v), owner.key_mask
+            write_columns(stored_k, cols, k, rows)
+            write_columns(stored_v, cols, v, rows)
+            return write_columns(rotated, cols, fresh, rows), stored_v, owner.key_mask
+        keys = write_columns(rotated.clone(), cols, fresh, rows)
+        return keys, write_columns(stored_v.clone(), cols, v, rows), owner.key_mask
 
 
-def write_columns(dst: torch.Tensor, cols: torch.Tensor, src: torch.Tensor) -> torch.Tensor:
+def write_columns(
+    dst: torch.Tensor, cols: torch.Tensor, src: torch.Tensor, flat: torch.Tensor | None = None
+) -> torch.Tensor:
     """``dst[b, :, cols[b, j]] = src[b, :, j]`` in place (``[B, H, T, D]`` and ``[B, H, L, D]``); returns ``dst``.
 
     A store laid out as a projection's output (``[B, T, H, D]`` in memory, viewed as
     ``[B, H, T, D]``; so is its clone) takes whole ``H * D`` rows at once, several times
-    faster than a scatter along the column axis.
+    faster than a scatter along the column axis. ``flat`` is ``cols`` as such rows
+    (``cols[b, j] + b * T``, flattened), when already computed.
     """
     b, h, t, d = dst.shape
     rows = dst.transpose(1, 2)
     if rows.is_contiguous():
-        flat = (cols + torch.arange(b, device=cols.device)[:, None] * t).flatten()
+        if flat is None:
+            flat = (cols + torch.arange(b, device=cols.device)[:, None] * t).flatten()
         rows.view(b * t, h * d).index_copy_(0, flat, src.transpose(1, 2).reshape(-1, h * d))
     else:
         dst.scatter_(2, cols[:, None, :, None].expand(-1, h, -1, d), src)
@@ -310,6 +327,8 @@ def write_columns(dst: torch.Tensor, cols: torch.Tensor, src: torch.Tensor) -> t
 
 def rope_full_precision(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
     """RoPE computed in fp32 and cast back to the dtype of ``x`` (LLaDA's ``rope_full_precision``)."""
+    if x.dtype == torch.float32:  # the casts would be no-ops (that still cost a dispatch each)
+        return apply_rope(x, cos, sin)
     return apply_rope(x.float(), cos, sin).to(x.dtype)
 
 
