@@ -23,7 +23,13 @@ Run from the repository root (1 thread; results print as a table)::
     python benchmarks/bench_session.py cache --per-family 16
     python benchmarks/bench_session.py cache --per-family 32 --decoders llada --block-lengths 8 16 32
 
-``--checkpoint DIR`` runs ``cache`` on another LLaDA checkpoint directory (with the tokenizer
+``oracle`` -- on the same held-out set, the answers a cache changes, and whether the engine's
+cached decoding equals the tests' per-row transcription of Fast-dLLM's cached loops on them
+(the approximation, not a defect)::
+
+    python benchmarks/bench_session.py oracle --per-family 8 --block-lengths 8 16
+
+``--checkpoint DIR`` runs ``cache`` or ``oracle`` on another LLaDA checkpoint directory (with the tokenizer
 and ``daedal.json`` of the bundled one), e.g. an earlier training run of the tiny model.
 """
 
@@ -272,9 +278,51 @@ def cache(args: argparse.Namespace) -> None:
     )
 
 
+def oracle(args: argparse.Namespace) -> None:
+    """Whether the answers a cache changes are Fast-dLLM's: the engine against the tests' per-row transcription."""
+    sys.path.insert(0, str(ROOT))
+    from tests.policies.oracles.cache_oracle import NativeOracle, cached_reference
+
+    from daedal.core import Engine
+    from daedal.models import LLaDA, bundled
+    from daedal.models.bundled import tasks
+    from daedal.policies import LLaDADecoding
+
+    torch.set_num_threads(1)
+    directory = Path(args.checkpoint) if args.checkpoint else bundled.path()
+    adapter = LLaDA.from_pretrained(str(directory))
+    data = tasks.heldout_set(args.per_family)
+    ids = Engine(adapter, []).encode([d["prompt"] for d in data])
+    print(f"checkpoint {directory}, {len(data)} held-out examples, LLaDADecoding(64, 64, block)")
+    for block in args.block_lengths:
+        plain = Engine(adapter, [LLaDADecoding(gen_length=64, steps=64, block_length=block)]).generate(ids)
+        for mode in ("prefix", "dual"):
+            policy = LLaDADecoding(gen_length=64, steps=64, block_length=block, cache=mode)
+            cached = Engine(adapter, [policy]).generate(ids)
+            changed = [i for i, (a, b) in enumerate(zip(plain.tokens, cached.tokens, strict=True)) if a != b]
+
+            def right(result: Any, i: int) -> bool:
+                return bool(tasks.score(data[i]["family"], data[i]["prompt"], (result.texts or [])[i]))
+
+            lost = sum(right(plain, i) and not right(cached, i) for i in changed)
+            won = sum(right(cached, i) and not right(plain, i) for i in changed)
+            some = [ids[i] for i in changed[: args.oracle_rows]]
+            same = True
+            if some:
+                result = Engine(adapter, [policy]).generate(some)
+                want, passes = cached_reference(
+                    NativeOracle(adapter), some, gen_length=64, block_length=block, mode=mode, steps=64
+                )
+                same = result.tokens == want and result.stats.forward_passes == max(passes)
+            print(
+                f"block {block:>2} {mode:<6}: the cache changed {len(changed)} answers (right -> wrong {lost}, "
+                f"wrong -> right {won}); engine == per-row Fast-dLLM transcription on {len(some)} of them: {same}"
+            )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=["sparse", "memory", "cache", "worker"])
+    parser.add_argument("what", choices=["sparse", "memory", "cache", "oracle", "worker"])
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--max-gen-length", type=int, default=64)
     parser.add_argument("--initial", type=int, default=32)
@@ -289,6 +337,7 @@ def main() -> None:
     parser.add_argument(
         "--decoders", nargs="+", default=["llada", "daedal"], choices=["llada", "daedal"], help="decoders (cache)"
     )
+    parser.add_argument("--oracle-rows", type=int, default=6, help="changed answers checked per setting (oracle)")
     parser.add_argument("--repeat", type=int, default=1, help="runs of each batch; the fastest counts (cache)")
     parser.add_argument("--path", choices=["dense", "sparse"], default="sparse")
     parser.add_argument("--reference-compat", action="store_true")
@@ -302,7 +351,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.what == "memory" and not args.steps:
         args.steps = 4
-    {"sparse": sparse, "memory": memory, "cache": cache, "worker": worker}[args.what](args)
+    {"sparse": sparse, "memory": memory, "cache": cache, "oracle": oracle, "worker": worker}[args.what](args)
 
 
 if __name__ == "__main__":
