@@ -185,7 +185,8 @@ def test_the_bundled_model_cached_equals_the_per_row_transcription():
         assert result.tokens == expected
         assert result.stats.forward_passes == max(passes)
         changed += sum(a != b for a, b in zip(plain.tokens, expected, strict=True))
-    assert changed > 0  # the cache changed some answer: the comparison could fail
+    # The cache changed some answer, so the comparison could fail; a new checkpoint may need other prompts.
+    assert changed > 0, "the cache changed none of these answers: pick held-out prompts where it does"
 
 
 @pytest.mark.parametrize("write_back", [False, True], ids=["prefix", "dual"])
