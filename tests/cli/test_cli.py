@@ -42,6 +42,7 @@ def test_generate_json(cli) -> None:
         assert row["hit_max_length"] is False and row["unknown"] == []
     stats = report["stats"]
     assert stats["forward_passes"] >= stats["steps"] >= 1
+    assert stats["model_calls"] == stats["forward_passes"]  # no guidance: one call per pass
     assert 0 < stats["effective_ratio"] < 1
 
 

@@ -633,6 +633,7 @@ class Engine:
         c = state.counters
         stats = Stats(
             forward_passes=c.forward_passes,
+            model_calls=c.model_calls,
             steps=steps,
             canvas_tokens=c.canvas_tokens,
             generated_tokens=generated,

@@ -15,7 +15,12 @@ class Stats:
     """What a run cost and produced, summed over the batch.
 
     Attributes:
-        forward_passes: Model forward passes (each over the whole batch).
+        forward_passes: Model forward passes (each over the whole batch). A classifier-free
+            guidance step counts 2 -- its conditional and unconditional canvases -- even though
+            it runs as one batched call, so the figure equals the reference implementations'
+            per-canvas count and stays comparable with unguided runs (NFE in the papers).
+        model_calls: Batched model invocations (each over the whole batch): a guidance step is 1.
+            Equal to ``forward_passes`` unless guidance (or another policy stacking canvases) ran.
         steps: Denoising steps of the loop (stage-1 probes of a length policy excluded).
         canvas_tokens: Tokens fed to the model, summed over forward passes (batch x width).
         generated_tokens: Generation slots in the final canvases (the paper's N_token, summed).
@@ -45,6 +50,7 @@ class Stats:
     stopped_by: str = "done"
     final_fill: int = 0
     masks_left: int = 0
+    model_calls: int = 0
 
     @property
     def effective_ratio(self) -> float:

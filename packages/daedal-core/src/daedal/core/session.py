@@ -228,7 +228,8 @@ class CacheBackend(Protocol):
     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Feed only ``cols`` (``[B, L]``), attending to ``store`` elsewhere: ``([B, L, d] hidden, store)``.
 
-        With ``write_back`` the returned store holds the fed columns' fresh entries.
+        With ``write_back`` the returned store holds the fed columns' fresh entries (the
+        backend may update ``store`` in place and return it).
         """
         ...
 

@@ -62,7 +62,10 @@ class Counters:
     """Mutable counters shared by all states of one run.
 
     Attributes:
-        forward_passes: Forward passes so far (stage-1 probes included).
+        forward_passes: Forward passes so far (stage-1 probes included); a batched pass over
+            several canvases (guidance's conditional and unconditional rows) counts once per canvas.
+        model_calls: Batched model invocations so far: every :meth:`State.run` is one, whatever
+            it stacks (a guidance step is 1 call and 2 forward passes).
         canvas_tokens: Tokens fed to the model so far.
         model_time: Seconds inside the adapter's ``logits``.
         expansions: Masked positions widened during the loop (summed at the end of the run).
@@ -72,6 +75,7 @@ class Counters:
     """
 
     forward_passes: int = 0
+    model_calls: int = 0
     canvas_tokens: int = 0
     model_time: float = 0.0
     expansions: int = 0
@@ -149,7 +153,7 @@ class State:
 
         ``tokens`` may stack several canvases' rows (classifier-free guidance runs its
         conditional and unconditional rows as one batch); ``passes`` says how many canvases
-        it stands for in ``forward_passes``.
+        it stands for in ``forward_passes``, while ``model_calls`` counts the call once.
         """
         session = self.session
         from daedal.core.session import DenseSession, DenseSource
@@ -165,6 +169,7 @@ class State:
             torch.cuda.synchronize(tokens.device)
         self.counters.model_time += time.perf_counter() - t0
         self.counters.forward_passes += passes
+        self.counters.model_calls += 1
         # What the model processed: a cached pass feeds only some columns.
         self.counters.canvas_tokens += int(getattr(source, "fed_tokens", tokens.numel()))
         return source

@@ -426,11 +426,14 @@ def generate_rows(
         return _rows(engine.generate(list(prompts), seed=seed), len(prompts))
     observer = RowCosts()
     result = engine.with_policies([*engine.policies, observer]).generate(list(prompts), seed=seed)
-    return _rows(result, len(prompts), observer.per_row())
+    return _rows(result, len(prompts), observer.per_row(), observer.model_calls())
 
 
 def _rows(
-    result: Any, batch: int, costs: tuple[list[int], list[int]] | None = None
+    result: Any,
+    batch: int,
+    costs: tuple[list[int], list[int]] | None = None,
+    calls: list[int] | None = None,
 ) -> list[tuple[list[int], str, dict[str, Any]]]:
     stats = result.stats
     texts = result.texts if result.texts is not None else [""] * batch
@@ -438,6 +441,7 @@ def _rows(
     for row in range(batch):
         measured = {
             "forward_passes": costs[0][row] if costs else int(stats.forward_passes),
+            "model_calls": calls[row] if calls else int(stats.model_calls),
             "steps": int(stats.steps),
             "canvas_tokens": costs[1][row] if costs else int(stats.canvas_tokens) // batch,
             "expansions": int(stats.expansions),
@@ -446,6 +450,7 @@ def _rows(
         if batch > 1:
             measured["batch_size"] = batch  # steps and expansions are the batch's; wall time its share
             measured["batch_forward_passes"] = int(stats.forward_passes)
+            measured["batch_model_calls"] = int(stats.model_calls)
         out.append((list(result.tokens[row]), texts[row], measured))
     return out
 

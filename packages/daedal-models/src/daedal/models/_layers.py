@@ -16,6 +16,7 @@ yields fp16 logits.
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 import torch
@@ -178,13 +179,19 @@ class KVPass:
     * ``partial``: only the columns ``cols`` (``[B, L]``) are fed; each layer attends to the
       stored keys/values of every other column and the fresh ones of the fed columns, whose
       queries are rotated at their own columns and the keys at ``0..T-1``. With
-      ``write_back`` (the dual cache) the fresh entries replace the stored ones.
+      ``write_back`` (the dual cache) the fresh entries replace the stored ones, in place.
+
+    Rotating the stored keys is the same for every pass over an unchanged store, so with a
+    ``rotated`` cache each layer's rotated keys are computed once per store (a capture pass
+    hands over the ones it rotated anyway) and only the fed columns are rotated afterwards;
+    the values are the ones a rotation of the whole store gives, element for element.
 
     Args:
         store: Per layer ``[k, v]``, each ``[B, Hkv, T, D]`` (filled by a capture pass).
         mode: ``"capture"`` or ``"partial"``.
         cols: ``[B, L]`` fed columns (partial passes).
         write_back: Keep the fresh entries in the store.
+        rotated: The session's :class:`RotatedKeys` (None: rotate the whole store every pass).
     """
 
     def __init__(
@@ -194,17 +201,55 @@ class KVPass:
         cols: torch.Tensor | None = None,
         *,
         write_back: bool = False,
+        rotated: RotatedKeys | None = None,
     ) -> None:
         self.store = store
         self.mode = mode
         self.cols = cols
         self.write_back = write_back
+        self.rotated = rotated
         self.key_cos: torch.Tensor | None = None
         self.key_sin: torch.Tensor | None = None
         self.key_mask: torch.Tensor | None = None
+        self._rows: torch.Tensor | None = None
 
     def layer(self, i: int) -> LayerKV:
         return LayerKV(self, i)
+
+    def rows(self, width: int) -> torch.Tensor:
+        """``[B * L]`` the fed columns as rows of a ``[B * T, ...]`` store (the same for every layer)."""
+        if self._rows is None:
+            assert self.cols is not None
+            b = self.cols.shape[0]
+            self._rows = (self.cols + torch.arange(b, device=self.cols.device)[:, None] * width).flatten()
+        return self._rows
+
+
+class RotatedKeys:
+    """Per layer, the RoPE-rotated keys of one stored key tensor, kept while that tensor lives.
+
+    An entry belongs to a tensor *object*: a store that was shifted or re-gathered is a new
+    object and misses, and one updated in place (a dual-cache write-back) is updated here in
+    the same pass. The cache holds the tensor weakly, so a closed session frees both.
+    """
+
+    def __init__(self) -> None:
+        self._entries: dict[int, tuple[weakref.ref[torch.Tensor], torch.Tensor]] = {}
+
+    def get(self, layer: int, stored: torch.Tensor) -> torch.Tensor | None:
+        entry = self._entries.get(layer)
+        return entry[1] if entry is not None and entry[0]() is stored else None
+
+    def put(self, layer: int, stored: torch.Tensor, rotated: torch.Tensor) -> None:
+        def drop(ref: weakref.ref[torch.Tensor], layer: int = layer) -> None:
+            entry = self._entries.get(layer)
+            if entry is not None and entry[0] is ref:
+                del self._entries[layer]
+
+        self._entries[layer] = (weakref.ref(stored, drop), rotated)
+
+    def __len__(self) -> int:
+        return len(self._entries)
 
 
 class LayerKV:
@@ -215,23 +260,76 @@ class LayerKV:
         self.i = i
 
     def merge(
-        self, k: torch.Tensor, v: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, mask: torch.Tensor | None
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """``(keys, values, key_cos, key_sin, key_mask)`` this layer attends to."""
+        self,
+        k: torch.Tensor,
+        v: torch.Tensor,
+        cos: torch.Tensor,
+        sin: torch.Tensor,
+        mask: torch.Tensor | None,
+        rotate: Any,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """``(rotated keys, values, key_mask)`` this layer attends to; ``rotate(x, cos, sin)`` is the family's RoPE."""
         owner = self.owner
         if owner.mode == "capture":
             while len(owner.store) <= self.i:
                 owner.store.append([])
             owner.store[self.i] = [k, v]
-            return k, v, cos, sin, mask
+            keys = rotate(k, cos, sin)
+            if owner.rotated is not None:
+                owner.rotated.put(self.i, k, keys)  # a full pass rotates at 0..T-1, as later passes would
+            return keys, v, mask
         stored_k, stored_v = owner.store[self.i]
         assert owner.cols is not None and owner.key_cos is not None and owner.key_sin is not None
-        index = owner.cols[:, None, :, None].expand(-1, k.shape[1], -1, k.shape[-1])
-        keys = stored_k.scatter(2, index, k.to(stored_k.dtype))
-        values = stored_v.scatter(2, index, v.to(stored_v.dtype))
+        cols = owner.cols
+        rows = owner.rows(stored_k.shape[2])
+        if k.dtype != stored_k.dtype or v.dtype != stored_v.dtype:
+            k, v = k.to(stored_k.dtype), v.to(stored_v.dtype)
+        rotated = None if owner.rotated is None else owner.rotated.get(self.i, stored_k)
+        if rotated is None:
+            if owner.rotated is None:  # no cache: rotate the merged store as a whole
+                keys = write_columns(stored_k.clone(), cols, k, rows)
+                values = write_columns(stored_v.clone(), cols, v, rows)
+                if owner.write_back:
+                    owner.store[self.i] = [keys, values]
+                return rotate(keys, owner.key_cos, owner.key_sin), values, owner.key_mask
+            rotated = rotate(stored_k, owner.key_cos, owner.key_sin)
+            owner.rotated.put(self.i, stored_k, rotated)
+        # The fed keys at their own columns, with the very angles a whole-store rotation uses there.
+        fresh = rotate(k, owner.key_cos[cols][:, None], owner.key_sin[cols][:, None])
         if owner.write_back:
-            owner.store[self.i] = [keys, values]
-        return keys, values, owner.key_cos, owner.key_sin, owner.key_mask
+            write_columns(stored_k, cols, k, rows)
+            write_columns(stored_v, cols, v, rows)
+            return write_columns(rotated, cols, fresh, rows), stored_v, owner.key_mask
+        keys = write_columns(rotated.clone(), cols, fresh, rows)
+        return keys, write_columns(stored_v.clone(), cols, v, rows), owner.key_mask
+
+
+def write_columns(
+    dst: torch.Tensor, cols: torch.Tensor, src: torch.Tensor, flat: torch.Tensor | None = None
+) -> torch.Tensor:
+    """``dst[b, :, cols[b, j]] = src[b, :, j]`` in place (``[B, H, T, D]`` and ``[B, H, L, D]``); returns ``dst``.
+
+    A store laid out as a projection's output (``[B, T, H, D]`` in memory, viewed as
+    ``[B, H, T, D]``; so is its clone) takes whole ``H * D`` rows at once, several times
+    faster than a scatter along the column axis. ``flat`` is ``cols`` as such rows
+    (``cols[b, j] + b * T``, flattened), when already computed.
+    """
+    b, h, t, d = dst.shape
+    rows = dst.transpose(1, 2)
+    if rows.is_contiguous():
+        if flat is None:
+            flat = (cols + torch.arange(b, device=cols.device)[:, None] * t).flatten()
+        rows.view(b * t, h * d).index_copy_(0, flat, src.transpose(1, 2).reshape(-1, h * d))
+    else:
+        dst.scatter_(2, cols[:, None, :, None].expand(-1, h, -1, d), src)
+    return dst
+
+
+def rope_full_precision(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """RoPE computed in fp32 and cast back to the dtype of ``x`` (LLaDA's ``rope_full_precision``)."""
+    if x.dtype == torch.float32:  # the casts would be no-ops (that still cost a dispatch each)
+        return apply_rope(x, cos, sin)
+    return apply_rope(x.float(), cos, sin).to(x.dtype)
 
 
 def self_attention(
@@ -267,15 +365,12 @@ def self_attention(
     q = linear(x, module.q_proj, compute_dtype).view(b, t, n_heads, head_dim).transpose(1, 2)
     k = linear(x, module.k_proj, compute_dtype).view(b, t, n_kv_heads, head_dim).transpose(1, 2)
     v = linear(x, module.v_proj, compute_dtype).view(b, t, n_kv_heads, head_dim).transpose(1, 2)
-    key_cos, key_sin = cos, sin
+    rotate = rope_full_precision if rope_fp32 else apply_rope
+    q = rotate(q, cos, sin)
     if kv is not None:
-        k, v, key_cos, key_sin, mask = kv.merge(k, v, cos, sin, mask)
-    if rope_fp32:
-        q = apply_rope(q.float(), cos, sin).to(q.dtype)
-        k = apply_rope(k.float(), key_cos, key_sin).to(k.dtype)
+        k, v, mask = kv.merge(k, v, cos, sin, mask, rotate)
     else:
-        q = apply_rope(q, cos, sin)
-        k = apply_rope(k, key_cos, key_sin)
+        k = rotate(k, cos, sin)
     rep = n_heads // n_kv_heads
     o = attention(q, repeat_kv(k, rep), repeat_kv(v, rep), mask, compute_dtype)
     return o.transpose(1, 2).reshape(b, t, n_heads * head_dim)

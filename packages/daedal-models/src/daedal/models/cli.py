@@ -645,6 +645,7 @@ def _generate(args: argparse.Namespace) -> int:
             k: getattr(result.stats, k)
             for k in (
                 "forward_passes",
+                "model_calls",
                 "steps",
                 "canvas_tokens",
                 "generated_tokens",
