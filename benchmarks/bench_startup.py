@@ -30,7 +30,7 @@ import sys
 import time
 from pathlib import Path
 
-PROMPT = "reverse: a b c d e f g"
+PROMPT = "reverse: q w e r t y u i o p"
 
 
 def _daedal() -> list[str]:

@@ -69,7 +69,10 @@ def test_an_lm_eval_run_of_daedal_gsm8k_sends_the_paper_prompt(tmp_path, gsm8k_p
     )
     lm = DaedalLM(model="fake", policy="llada-decoding:gen_length=16;block_length=8")
     out = lm_eval.simple_evaluate(
-        model=lm, tasks=["daedal_gsm8k_local"], task_manager=TaskManager(include_path=str(tmp_path), include_defaults=False), log_samples=True
+        model=lm,
+        tasks=["daedal_gsm8k_local"],
+        task_manager=TaskManager(include_path=str(tmp_path), include_defaults=False),
+        log_samples=True,
     )
     assert out["results"]["daedal_gsm8k_local"]["acc,none"] == 0.0  # the fake model answers nonsense
     docs = [json.loads(line) for line in data.read_text(encoding="utf-8").splitlines()]
