@@ -141,3 +141,14 @@ def test_the_loader_is_reusable_with_another_schema(tmp_path: Path) -> None:
     (tmp_path / "eval.yaml").write_text("suites: synthetic\n")
     with pytest.raises(ConfigError, match=r"eval.yaml:1: key 'suites' is 'synthetic'; it must be a list of suite"):
         load_config(tmp_path / "eval.yaml", schema)
+
+
+def test_assignments_read_like_set_values_and_name_the_option() -> None:
+    from daedal.core.errors import ConfigError
+    from daedal.models.runconfig import parse_assignments
+
+    assert parse_assignments(["a=1", "b-c=x", "d=[1, 2]", "e=none"]) == {"a": 1, "b_c": "x", "d": [1, 2], "e": None}
+    with pytest.raises(ConfigError, match=r"--suite-arg takes KEY=VALUE, got 'limit'.*--suite-arg n=5"):
+        parse_assignments(["limit"], "--suite-arg", example="n=5")
+    with pytest.raises(ConfigError, match="got '=3'"):
+        parse_assignments(["=3"])

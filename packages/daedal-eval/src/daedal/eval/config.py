@@ -273,15 +273,9 @@ def _manifest_without_config(file: Path) -> bool:
 
 
 def _assignments(items: Sequence[str], option: str) -> dict[str, Any]:
-    from daedal.models.runconfig import parse_value
+    from daedal.models.runconfig import parse_assignments
 
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"{option} takes KEY=VALUE, got {item!r}: write e.g. {option} timeout=5")
-        out[key.strip().replace("-", "_")] = parse_value(value)
-    return out
+    return parse_assignments(items, option, example="timeout=5")
 
 
 def _data_mapping(items: Sequence[str]) -> dict[str, str]:

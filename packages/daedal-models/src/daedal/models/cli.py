@@ -46,8 +46,8 @@ from daedal.models.runconfig import (
     dump_config,
     format_policy_spec,
     load_config,
+    parse_assignments,
     parse_policy_spec,
-    parse_value,
     policy_specs_from_config,
 )
 
@@ -411,16 +411,6 @@ def _resolve_run(args: argparse.Namespace) -> dict[str, Any]:
     return run
 
 
-def _assignments(items: list[str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise CLIError(f"--set takes KEY=VALUE, got {item!r}: write e.g. --set {item.strip() or 'threshold'}=0.9")
-        out[key.strip().replace("-", "_")] = parse_value(value)
-    return out
-
-
 def _resolve_model(model: str | None) -> tuple[str, Path | None]:
     """(what to load, local directory or None for a hub id)."""
     if model is None:
@@ -580,7 +570,7 @@ def _check_output_path(path: Path | None, option: str) -> None:
 
 def _generate(args: argparse.Namespace) -> int:
     run = _resolve_run(args)
-    assignments = _assignments(args.assignments)
+    assignments = parse_assignments(args.assignments)
     _check_output_path(args.trace, "--trace")
     live = (sys.stdout.isatty() if args.live is None else args.live) and not args.json and not args.print_config
     name, directory = _resolve_model(run["model"])

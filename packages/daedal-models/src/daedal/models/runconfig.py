@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ __all__ = [
     "dump_config",
     "format_policy_spec",
     "load_config",
+    "parse_assignments",
     "parse_policy_spec",
     "parse_value",
     "policy_specs_from_config",
@@ -54,6 +55,21 @@ def parse_value(text: str) -> Any:
         return json.loads(text)
     except json.JSONDecodeError:
         return text
+
+
+def parse_assignments(items: Sequence[str], option: str = "--set", example: str = "threshold=0.9") -> dict[str, Any]:
+    """``["a=1", "b-c=x"]`` as ``{"a": 1, "b_c": "x"}`` (values by :func:`parse_value`).
+
+    Raises:
+        ConfigError: An item without ``=`` or without a key, naming ``option``.
+    """
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise _config_error(f"{option} takes KEY=VALUE, got {item!r}: write e.g. {option} {example}")
+        out[key.strip().replace("-", "_")] = parse_value(value)
+    return out
 
 
 class PolicySpec:
