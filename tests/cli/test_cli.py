@@ -246,7 +246,11 @@ def test_help_and_listings_run_with_torch_blocked(argv: list[str]) -> None:
         (["generate", "--policy", "nope", "x"], 2, "'nope' is not an installed policy"),
         (["generate", "--set", "bogus=1", "reverse: a"], 2, "bogus"),
         (["generate", "--set", "initial_gen_length=-1", "reverse: a"], 2, "initial_gen_length"),
-        (["generate", "--set", "initial_gen_length", "reverse: a"], 2, "--set takes KEY=VALUE, got 'initial_gen_length'"),
+        (
+            ["generate", "--set", "initial_gen_length", "reverse: a"],
+            2,
+            "--set takes KEY=VALUE, got 'initial_gen_length'",
+        ),
         (["generate", "--model", "{tmp}/missing", "x"], 3, "no checkpoint directory"),
         (["generate", "--model", "{tmp}", "x"], 3, "without config.json"),
         (["generate", "--adapter", "nope", "x"], 2, "'nope' is not an installed adapter"),
