@@ -29,7 +29,7 @@ from daedal.core.defaults import HOLD_STOP, top_k_unmask
 from daedal.core.hookspecs import IDLE_STEPS
 from daedal.policies._validate import int_at_least, one_of
 from daedal.policies.fast_dllm import ParallelUnmask, fp64_confidence
-from daedal.policies.unmask import BlockPointer
+from daedal.policies.unmask import BlockPointer, masked_in_window
 
 #: Cache strategies (None: no cache).
 CACHE_KINDS = ("prefix", "dual")
@@ -152,15 +152,13 @@ class BlockQuotaUnmask:
 
     @hookimpl
     def prediction_reads(self, state: State) -> torch.Tensor:
-        canvas, window = state.canvas, state.window
-        assert canvas is not None and window is not None
-        return canvas.masked & window.mask(canvas.width)
+        return masked_in_window(state)
 
     @hookimpl
     def select_unmask(self, state: State, prediction: Prediction) -> Unmask:
         canvas, window = state.canvas, state.window
         assert canvas is not None and window is not None
-        candidates = canvas.masked & window.mask(canvas.width)
+        candidates = masked_in_window(state)
         steps = state.stash.get(_STEPS)
         block = state.stash.get(_BLOCK)
         # CachedBlocks (or this policy, with another window) counts the steps of each block.

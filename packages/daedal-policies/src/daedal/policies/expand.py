@@ -22,6 +22,7 @@ from daedal.policies._validate import boolean, int_at_least, unit_interval
 from daedal.policies.budget import CAP_BINDS, mark
 from daedal.policies.eos import eos_confidence_of
 from daedal.policies.reference import reference_insertion_room
+from daedal.policies.unmask import masked_in_window
 
 
 @attrs.frozen(kw_only=True)
@@ -71,7 +72,7 @@ class LowConfidenceExpand:
             room, truncate = canvas.length + (self.expansion_factor - 1) <= canvas.max_length, False
         wants = eos < self.expand_eos_confidence_threshold
         conf = prediction.raw_confidence  # DAEDAL ranks the raw proposals' confidences (§6 step 7)
-        candidates = canvas.masked & window.mask(canvas.width) & ~unmask.where & (conf < self.low_conf_threshold)
+        candidates = masked_in_window(state) & ~unmask.where & (conf < self.low_conf_threshold)
         candidates = candidates & wants[:, None]
         if state.stash.get(CAP_BINDS, False) and bool((candidates.any(1) & ~room).any()):
             mark(state, "max_new_tokens")

@@ -24,7 +24,7 @@ import torch
 from daedal.core import ConfigError, FixedLength, GumbelTemperature, Prediction, State, Unmask, hookimpl
 from daedal.policies._bundle import from_part, part_kwargs
 from daedal.policies._validate import optional, positive, unit_interval
-from daedal.policies.unmask import BlockPointer, first_true
+from daedal.policies.unmask import BlockPointer, first_true, masked_in_window
 
 
 def _ranks(score: torch.Tensor) -> torch.Tensor:
@@ -64,15 +64,13 @@ class ParallelUnmask:
 
     @hookimpl
     def prediction_reads(self, state: State) -> torch.Tensor:
-        canvas, window = state.canvas, state.window
-        assert canvas is not None and window is not None
-        return canvas.masked & window.mask(canvas.width)
+        return masked_in_window(state)
 
     @hookimpl
     def select_unmask(self, state: State, prediction: Prediction) -> Unmask:
         canvas, window = state.canvas, state.window
         assert canvas is not None and window is not None
-        candidates = canvas.masked & window.mask(canvas.width)
+        candidates = masked_in_window(state)
         conf = fp64_confidence(prediction)
         score = conf.masked_fill(~candidates, float("-inf"))
         ranks = _ranks(score)

@@ -33,6 +33,13 @@ __all__ = [
 from daedal.policies._validate import int_at_least, unit_interval
 
 
+def masked_in_window(state: State) -> torch.Tensor:
+    """``[B, T]``: the masked slots inside the step's window (what a fill rule reads and fills)."""
+    canvas, window = state.canvas, state.window
+    assert canvas is not None and window is not None
+    return canvas.masked & window.mask(canvas.width)
+
+
 def first_true(mask: torch.Tensor) -> torch.Tensor:
     """``[B]`` column of the first True of each row (the width when there is none)."""
     cols = torch.arange(mask.shape[1], device=mask.device)
@@ -118,13 +125,11 @@ class ThresholdUnmask:
 
     @hookimpl
     def prediction_reads(self, state: State) -> torch.Tensor:
-        canvas, window = state.canvas, state.window
-        assert canvas is not None and window is not None
-        return canvas.masked & window.mask(canvas.width)
+        return masked_in_window(state)
 
     @hookimpl
     def select_unmask(self, state: State, prediction: Prediction) -> Unmask:
         canvas, window = state.canvas, state.window
         assert canvas is not None and window is not None
-        candidates = canvas.masked & window.mask(canvas.width)
+        candidates = masked_in_window(state)
         return threshold_fill(prediction, candidates, self.threshold, canvas.mask_id)
