@@ -255,6 +255,7 @@ def test_reproduces_recorded_generations(adapter: LLaDA) -> None:
     prompts = list(RECORDED_DAEDAL)
     result = Engine(adapter, [Daedal(**bundled.daedal_settings())]).generate(prompts)
     assert dict(zip(prompts, result.tokens, strict=False)) == RECORDED_DAEDAL
+    assert result.stats.expansions == 0  # the card: stage-2 insertion does not fire with these settings
     for prompt, text in zip(prompts, result.texts, strict=False):
         # the model card lists these as known mistakes (ordered letter runs)
         assert tasks.score(tasks.family_of(prompt), prompt, text) == (prompt not in KNOWN_WRONG)
