@@ -5,8 +5,9 @@ process start to its first byte on stdout:
 
 * ``daedal generate PROMPT``: the bundled model's answer (not a terminal, so the answer
   is the first output);
-* ``daedal generate --live PROMPT`` under a pseudo-terminal: the ``loading ...`` line and
-  the first live frame (the canvas after stage 1);
+* ``daedal generate --live PROMPT`` under a pseudo-terminal: the ``loading ...`` line, the
+  first live frame (the initial canvas of masks, drawn before torch is imported) and the
+  first frame from the model (after its first forward pass);
 * ``daedal --help``, ``daedal policies``, ``daedal models`` (no torch);
 * ``python -c "import torch"``: the floor every generation pays.
 
@@ -22,6 +23,7 @@ from __future__ import annotations
 import argparse
 import os
 import pty
+import re
 import select
 import shutil
 import statistics
@@ -57,13 +59,13 @@ def first_output(argv: list[str]) -> tuple[float, float]:
     return first, time.perf_counter() - start
 
 
-def live_frames(argv: list[str]) -> tuple[float, float]:
-    """(seconds to the 'loading' line, seconds to the first live frame) under a pseudo-terminal."""
+def live_frames(argv: list[str]) -> tuple[float, float, float]:
+    """Seconds to the 'loading' line, the first live frame and the first model frame, under a pseudo-terminal."""
     start = time.perf_counter()
     pid, fd = pty.fork()
     if pid == 0:  # the child: the command, its stdout a terminal
         os.execvpe(argv[0], argv, _env())
-    seen, loading, frame = b"", None, None
+    seen, loading, frame, model = b"", None, None, None
     while True:
         ready, _, _ = select.select([fd], [], [], 60)
         if not ready:
@@ -80,9 +82,11 @@ def live_frames(argv: list[str]) -> tuple[float, float]:
             loading = now
         if frame is None and b"step " in seen:
             frame = now
+        if model is None and re.search(rb"forward passes [1-9]", seen):
+            model = now
     os.waitpid(pid, 0)
     os.close(fd)
-    return loading or float("nan"), frame or float("nan")
+    return loading or float("nan"), frame or float("nan"), model or float("nan")
 
 
 def _summary(name: str, values: list[float]) -> str:
@@ -116,11 +120,12 @@ def main(argv: list[str] | None = None) -> int:
     for name, command in cases.items():
         firsts = [first_output(command)[0] for _ in range(args.runs)]
         print(_summary(name, firsts), flush=True)
-    loading, frames = zip(
+    loading, frames, model = zip(
         *(live_frames([*daedal, "generate", "--live", "--delay", "0", PROMPT]) for _ in range(args.runs)), strict=True
     )
     print(_summary("daedal generate --live: 'loading ...' line", list(loading)))
     print(_summary("daedal generate --live: first live frame", list(frames)))
+    print(_summary("daedal generate --live: first frame from the model", list(model)))
     print(f"heavy modules imported by a generation: {heavy_imports()[0]}")
     return 0
 

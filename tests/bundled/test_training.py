@@ -24,9 +24,10 @@ def test_batch_never_masks_the_prompt_and_weights_by_one_over_t() -> None:
     tt = _module()
     enc = tt.Encoder()
     args = tt.parse_args([])
-    examples = [("reverse", "reverse: a b c", "c b a", 10), ("add", "add: 1 2", "1 + 2 = 3", 6)]
+    examples = [("reverse", "reverse: a b c", "c b a", 10, None), ("add", "add: 1 2", "1 + 2 = 3", 6, None)]
     gen = torch.Generator().manual_seed(0)
-    tokens, valid, noisy, weight = tt.make_batch(enc, examples, args, gen)
+    tokens, valid, noisy, weight, uniform_weight = tt.make_batch(enc, examples, args, gen)
+    assert not uniform_weight.any()  # no short canvas, no 'no room' slot
     p0 = len(enc.prompt("reverse: a b c"))
     # prompt intact, answer then <|eot_id|> then EOS padding to the drawn length
     assert torch.equal(noisy[0, :p0], tokens[0, :p0])
@@ -42,6 +43,67 @@ def test_batch_never_masks_the_prompt_and_weights_by_one_over_t() -> None:
         if len(w):
             t = 1 / (w[0] * g)
             assert 0 < t <= 1 and torch.allclose(w, w[0])
+
+
+def test_short_canvas_sample_has_a_no_room_slot_before_a_given_eos_tail() -> None:
+    tt = _module()
+    enc = tt.Encoder()
+    args = tt.parse_args(["--short-canvas-frac", "1"])
+    # "1 + 2 = 3" + EOT needs 6 slots; this canvas has room for 4, then 3 real EOS.
+    examples = [("add", "add: 1 2", "1 + 2 = 3", 7, 4), ("reverse", "reverse: a b", "b a", 5, None)]
+    for seed in range(20):
+        tokens, valid, noisy, weight, uniform_weight = tt.make_batch(
+            enc, examples, args, torch.Generator().manual_seed(seed)
+        )
+        p = len(enc.prompt("add: 1 2"))
+        assert valid[0].sum() == p + 7
+        assert tokens[0, p : p + 3].tolist() == enc.answer("1 + 2 = 3")[:3]  # the answer's first slots
+        assert noisy[0, p + 3] == enc.mask and uniform_weight[0, p + 3] == 1 / 7  # always masked, uniform target
+        assert uniform_weight[0].sum() == 1 / 7 and weight[0, p + 3] == 0
+        assert noisy[0, p + 4 : p + 7].tolist() == [enc.eos] * 3  # the EOS tail is given, never masked
+        assert not weight[0, p + 4 :].any()
+        assert not uniform_weight[1].any()
+
+
+def test_short_canvas_frac_zero_keeps_the_stream_draw_for_draw() -> None:
+    import random
+
+    tt = _module()
+    enc = tt.Encoder()
+    small = ["--batch-size", "4", "--bucket", "2"]
+
+    def first(argv):
+        args = tt.parse_args(argv)
+        rng = random.Random(0)
+        stream = tt.batches(enc, tt.curriculum(rng, args), rng, args, torch.Generator().manual_seed(0))
+        return [next(stream) for _ in range(3)]
+
+    plain, zero = first(small), first([*small, "--short-canvas-frac", "0"])
+    assert all(torch.equal(x, y) for a, b in zip(plain, zero, strict=True) for x, y in zip(a, b, strict=True))
+    short = first([*small, "--short-canvas-frac", "1"])
+    assert all(b[4].sum() > 0 for b in short)  # every sample (answers need >= 2 slots) is short
+
+
+def test_grown_model_computes_what_the_checkpoint_did() -> None:
+    tt = _module()
+    enc = tt.Encoder()
+    base = ["--d-model", "32", "--n-heads", "2", "--mlp", "64"]
+    torch.manual_seed(0)
+    small = tt.build_model(tt.parse_args([*base, "--n-layers", "2"]), enc).eval()
+    deep = tt.build_model(tt.parse_args([*base, "--n-layers", "5"]), enc).eval()
+    assert tt.load_grown(deep, small.state_dict()) == 3
+    x = torch.tensor([enc.prompt("sort: c a b") + [enc.mask] * 6])
+    with torch.no_grad():
+        assert torch.allclose(small(x), deep(x), atol=1e-6)
+    # the checkpoint's blocks sit first and last; a new block's output projections are zero
+    sd = deep.state_dict()
+    old = small.state_dict()
+    blocks = "model.transformer.blocks."
+    assert torch.equal(sd[f"{blocks}0.q_proj.weight"], old[f"{blocks}0.q_proj.weight"])
+    assert torch.equal(sd[f"{blocks}4.q_proj.weight"], old[f"{blocks}1.q_proj.weight"])
+    assert not sd[f"{blocks}2.attn_out.weight"].any() and not sd[f"{blocks}2.ff_out.weight"].any()
+    with __import__("pytest").raises(SystemExit, match="n-layers=2"):
+        tt.load_grown(small, deep.state_dict())
 
 
 def test_tiny_run_is_reproducible_and_loads_with_the_llada_adapter(tmp_path: Path) -> None:

@@ -341,6 +341,67 @@ def test_plugin_commands_are_discovered_and_loaded_lazily(cli, monkeypatch) -> N
     assert (code, out) == (7, "hello daedal\n") and loaded == ["hello"]
 
 
+def _in_a_terminal(argv: list[str]) -> str:
+    """Run ``argv`` with a pseudo-terminal as stdout; its output without escape sequences."""
+    import os
+    import pty
+
+    pid, fd = pty.fork()
+    if pid == 0:  # the child
+        os.execvpe(argv[0], argv, {**os.environ, "COLUMNS": "200"})
+    out = b""
+    while True:
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.waitpid(pid, 0)
+    os.close(fd)
+    return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", out.decode("utf-8", "replace"))
+
+
+def test_first_live_frame_is_drawn_before_torch_is_imported() -> None:
+    """The initial canvas comes from the specs alone: with torch import-blocked it is on screen, then the error."""
+    out = _in_a_terminal([sys.executable, "-c", BLOCK_TORCH, "generate", "--live", "reverse: a b c"])
+    lines = out.splitlines()
+    assert lines[0] == "loading tiny (cpu) ..."
+    initial = bundled.daedal_settings()["initial_gen_length"]
+    assert lines[1] == f"step - \u00b7 length {initial} \u00b7 forward passes 0 \u00b7 loading the model"
+    assert lines[2] == "> reverse: a b c" and lines[3].split() == ["\u2591"] * initial
+    assert "blocked import of" in out  # the run itself needed torch and failed after the frame
+
+
+@pytest.mark.parametrize(
+    ("options", "length"),
+    [([], None), (["--set", "initial_gen_length=16"], 16), (["--policy", "fixed-length:gen_length=12"], 12)],
+)
+def test_first_live_frame_has_the_size_of_the_engines_first_canvas(options, length) -> None:
+    from tests.cli.conftest import daedal_command
+
+    out = _in_a_terminal([*daedal_command(), "generate", "--live", "--delay", "0", *options, "sort: c a b"])
+    headers = [line for line in out.splitlines() if line.startswith("step ")]
+    preview, first = headers[0], next(h for h in headers if "forward passes 0" not in h)
+    length = length or bundled.daedal_settings()["initial_gen_length"]
+    assert preview.startswith(f"step - \u00b7 length {length} \u00b7 forward passes 0")
+    assert f"length {length} " in first or "sizing" in first  # the engine starts from the same canvas
+    assert "a b c" in [line.strip() for line in out.splitlines()]  # the answer, after the frames
+
+
+def test_no_preview_when_the_specs_leave_the_length_to_a_default() -> None:
+    from daedal.models.viz.preview import initial_length
+
+    rec = [PolicySpec("daedal", {"initial_gen_length": 8, "max_gen_length": 96})]
+    assert initial_length([], rec, {}) == 8
+    assert initial_length([PolicySpec("daedal")], rec, {}) == 8  # a recommended policy keeps its settings
+    assert initial_length([PolicySpec("daedal")], rec, {"initial_gen_length": 24}) == 24
+    assert initial_length([PolicySpec("fixed-length")], rec, {}) is None  # its default lives in torch code
+    assert initial_length([PolicySpec("fixed-length", {"gen_length": 40})], rec, {}) == 40
+    assert initial_length([], [PolicySpec("daedal")], {}) is None  # a checkpoint without daedal.json
+
+
 def test_live_view_starts_with_a_loading_line(cli) -> None:
     code, out, err = cli("generate", "--live", "--delay", "0", "reverse: a b")
     assert code == 0, err

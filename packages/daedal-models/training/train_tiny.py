@@ -108,7 +108,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=Path,
         default=None,
         help="start from this checkpoint's weights (a directory with model.safetensors) instead of a "
-        "random initialisation; the architecture flags must match it",
+        "random initialisation; the architecture flags must match it, except that --n-layers may be "
+        "larger (the checkpoint's blocks are spread over the deeper stack and every new block starts "
+        "as the identity: zero output projections, so the grown model computes the same function)",
     )
     p.add_argument(
         "--family-weights",
@@ -128,6 +130,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=0.0,
         help="fraction of letter-family samples whose letters are an alphabetical run or already "
         "sorted / reverse-sorted (prompts unlike random draws, e.g. 'reverse: a b c d')",
+    )
+    p.add_argument(
+        "--short-canvas-frac",
+        type=float,
+        default=0.0,
+        help="fraction of samples on a canvas too short for the answer: the answer's first slots, then one "
+        "slot trained towards the uniform distribution (the model's 'no room here' signal, which DAEDAL's "
+        "stage-2 insertion listens to), then 0..16 real EOS tokens as stage 2's EOS tail",
     )
     p.add_argument("--bench", type=int, default=0, help="time this many steps and exit")
     return p.parse_args(argv)
@@ -150,15 +160,24 @@ class Encoder:
 
 
 def make_batch(enc: Encoder, examples, args, gen: torch.Generator):
-    """Tokens, key mask, noised tokens and loss weights for ``(family, prompt, answer, gen_len)``."""
-    rows, prompt_lens, gen_lens = [], [], []
-    for _, prompt, answer, g in examples:
+    """Tokens, key mask, noised tokens, loss weights and 'no room' slots of a batch.
+
+    ``examples`` holds ``(family, prompt, answer, gen_len, room)``: ``room`` is None for an
+    ordinary sample (``gen_len`` >= answer + EOT), else the number of answer slots of a
+    too-short canvas: the first ``room - 1`` answer tokens, one slot whose target is the
+    uniform distribution, then ``gen_len - room`` real EOS tokens that are never masked.
+    """
+    rows, prompt_lens, gen_lens, rooms = [], [], [], []
+    for _, prompt, answer, g, room in examples:
         p = enc.prompt(prompt)
         a = enc.answer(answer) + [enc.eot]
-        need = len(a)
-        rows.append(p + a + [enc.eos] * (g - need))
+        if room is None:
+            rows.append(p + a + [enc.eos] * (g - len(a)))
+        else:
+            rows.append(p + a[: room - 1] + [enc.mask] + [enc.eos] * (g - room))
         prompt_lens.append(len(p))
         gen_lens.append(g)
+        rooms.append(g if room is None else room)
     width = max(len(r) for r in rows)
     b = len(rows)
     tokens = torch.full((b, width), enc.eos, dtype=torch.long)
@@ -167,17 +186,24 @@ def make_batch(enc: Encoder, examples, args, gen: torch.Generator):
     cols = torch.arange(width)[None, :]
     plen = torch.tensor(prompt_lens)[:, None]
     glen = torch.tensor(gen_lens)[:, None]
+    room = torch.tensor(rooms)[:, None]
+    short = torch.tensor([r[4] is not None for r in examples])[:, None]
     valid = cols < plen + glen
     in_gen = (cols >= plen) & valid
+    # A short canvas's EOS tail is given (stage 2 adds it as real tokens); its last answer
+    # slot is always masked and learns "no room" (uniform); the slots before it as usual.
+    no_room = short & (cols == plen + room - 1)
+    maskable = in_gen & (cols < plen + room) & ~no_room
     # t ~ U(eps, 1), stratified over the batch (one draw per 1/b-wide stratum, shuffled):
     # the same distribution with less variance between batches.
     strata = (torch.randperm(b, generator=gen) + torch.rand(b, generator=gen)) / b
     t = args.eps + (1 - args.eps) * strata
-    masked = in_gen & (torch.rand(b, width, generator=gen) < t[:, None])
-    noisy = torch.where(masked, torch.full_like(tokens, enc.mask), tokens)
+    masked = maskable & (torch.rand(b, width, generator=gen) < t[:, None])
+    noisy = torch.where(masked | no_room, torch.full_like(tokens, enc.mask), tokens)
     # 1/t on masked slots, divided by the sample's generation length (LLaDA SFT).
     weight = masked.float() / t[:, None] / glen.float()
-    return tokens, valid, noisy, weight
+    uniform_weight = no_room.float() / glen.float()
+    return tokens, valid, noisy, weight, uniform_weight
 
 
 def batches(enc: Encoder, examples, rng: random.Random, args, gen: torch.Generator):
@@ -191,11 +217,15 @@ def batches(enc: Encoder, examples, rng: random.Random, args, gen: torch.Generat
         for _ in range(args.batch_size * args.bucket):
             family, prompt, answer = next(examples)
             need = len(enc.answer(answer)) + 1
-            if rng.random() >= args.long_frac:
+            room = None
+            if args.short_canvas_frac and need >= 2 and rng.random() < args.short_canvas_frac:
+                room = rng.randint(1, need - 1)
+                g = room + rng.randint(0, 16)
+            elif rng.random() >= args.long_frac:
                 g = need + rng.randint(0, args.short_tail)
             else:
                 g = rng.randint(need, max(need, args.max_gen))
-            pool.append((len(enc.prompt(prompt)) + g, family, prompt, answer, g))
+            pool.append((len(enc.prompt(prompt)) + g, family, prompt, answer, g, room))
         pool.sort(key=lambda e: e[0])
         groups = [pool[i : i + args.batch_size] for i in range(0, len(pool), args.batch_size)]
         rng.shuffle(groups)
@@ -274,6 +304,36 @@ def build_model(args, enc: Encoder) -> LLaDAModelLM:
         }
     )
     return LLaDAModelLM(config)
+
+
+def load_grown(model: LLaDAModelLM, state: dict[str, torch.Tensor]) -> int:
+    """Load a checkpoint with the same or fewer blocks; returns how many blocks were added.
+
+    The checkpoint's blocks keep their order, spread evenly over the deeper stack; a new
+    block keeps its random input projections but starts with zero output projections
+    (``attn_out``, ``ff_out``), so its residual branches add nothing and the grown model
+    computes exactly what the checkpoint did.
+    """
+    prefix = "model.transformer.blocks."
+    old = 1 + max(int(k[len(prefix) :].split(".")[0]) for k in state if k.startswith(prefix))
+    new = len(model.model.transformer.blocks)
+    if old > new:
+        raise SystemExit(f"--init-from has {old} blocks; --n-layers={new} cannot hold them (use >= {old}).")
+    if old == new:
+        model.load_state_dict(state)
+        return 0
+    slots = [round(i * (new - 1) / max(1, old - 1)) for i in range(old)] if old > 1 else [0]
+    target = model.state_dict()
+    for key, value in state.items():
+        if key.startswith(prefix):
+            index, rest = key[len(prefix) :].split(".", 1)
+            key = f"{prefix}{slots[int(index)]}.{rest}"
+        target[key] = value
+    for i in sorted(set(range(new)) - set(slots)):
+        target[f"{prefix}{i}.attn_out.weight"].zero_()
+        target[f"{prefix}{i}.ff_out.weight"].zero_()
+    model.load_state_dict(target)
+    return new - old
 
 
 def lr_at(step: int, args) -> float:
@@ -357,8 +417,8 @@ def main(argv: list[str] | None = None) -> int:
     enc = Encoder()
     model = build_model(args, enc)
     if args.init_from is not None:
-        model.load_state_dict(load_state_dict_from_dir(args.init_from, dtype="float32"))
-        print(f"initialised from {args.init_from}", flush=True)
+        grown = load_grown(model, load_state_dict_from_dir(args.init_from, dtype="float32"))
+        print(f"initialised from {args.init_from}" + (f" (+{grown} identity blocks)" if grown else ""), flush=True)
     n_params = model.num_parameters()
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
@@ -390,11 +450,15 @@ def main(argv: list[str] | None = None) -> int:
     while step < last:
         for group in opt.param_groups:
             group["lr"] = lr_at(step, args)
-        tokens, valid, noisy, weight = next(stream)
+        tokens, valid, noisy, weight, uniform_weight = next(stream)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
             logits = model(noisy, attention_mask=valid)
         ce = F.cross_entropy(logits.float().transpose(1, 2), tokens, reduction="none")
         loss = (ce * weight).sum() / tokens.shape[0]
+        if args.short_canvas_frac:
+            # Cross-entropy against the uniform distribution on the 'no room' slots.
+            uniform_ce = -logits.float().log_softmax(-1).mean(-1)
+            loss = loss + (uniform_ce * uniform_weight).sum() / tokens.shape[0]
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

@@ -574,8 +574,40 @@ def _generate(args: argparse.Namespace) -> int:
     _check_output_path(args.trace, "--trace")
     live = (sys.stdout.isatty() if args.live is None else args.live) and not args.json and not args.print_config
     name, directory = _resolve_model(run["model"])
+    preview = None
     if live:  # the first thing on screen; importing torch and loading take a moment
         print(f"loading {name} ({run['device']}) ...", flush=True)
+        preview = _start_preview(run, assignments, directory)
+    try:
+        return _generate_run(args, run, assignments, name, directory, live, preview)
+    finally:
+        if preview is not None:  # still on screen if the run failed before drawing
+            preview.stop()
+
+
+def _start_preview(run: dict[str, Any], assignments: dict[str, Any], directory: Path | None) -> Any:
+    """The initial canvas, drawn before torch is imported (None when its size is not known yet)."""
+    from daedal.models.compose import recommended_specs
+    from daedal.models.viz.preview import initial_length, start_preview
+
+    recommended = recommended_specs(directory) or [PolicySpec("daedal")]
+    length = initial_length(run["policies"], recommended, assignments)
+    if length is None:
+        return None
+    from rich.console import Console
+
+    return start_preview(Console(), list(run["prompts"]), length)
+
+
+def _generate_run(
+    args: argparse.Namespace,
+    run: dict[str, Any],
+    assignments: dict[str, Any],
+    name: str,
+    directory: Path | None,
+    live: bool,
+    preview: Any,
+) -> int:
     composition = _compose(run, assignments, directory)
     if args.print_config:
         sys.stdout.write(dump_config(_run_config(run, composition)))
@@ -606,7 +638,7 @@ def _generate(args: argparse.Namespace) -> int:
     if live:
         from daedal.models.viz.live import LiveView
 
-        view = LiveView(delay=max(0.0, args.delay), prompts=prompts)
+        view = LiveView(delay=max(0.0, args.delay), prompts=prompts, live=preview)
         policies.append(view)
     engine = Engine(adapter, policies=policies, config=EngineConfig(seed=run["seed"], record=args.trace is not None))
     try:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from daedal.core.events import Frame
+from daedal.models.viz.styles import LEGEND
 
 __all__ = ["Cell", "FrameReplayer", "KINDS", "LEGEND", "VOCAB_KIND", "cells", "short", "token_strings"]
 
@@ -21,13 +22,6 @@ VOCAB_KIND = "vocabulary"
 plus the model, policy and special ids, so a trace can be rendered without the model."""
 
 KINDS = ("mask", "new", "old", "inserted", "eos")
-LEGEND: dict[str, str] = {
-    "mask": "mask",
-    "new": "filled this step",
-    "old": "filled earlier (shade = confidence)",
-    "inserted": "inserted mask block",
-    "eos": "end of text",
-}
 
 
 @dataclass(frozen=True)

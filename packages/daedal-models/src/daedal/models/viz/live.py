@@ -11,24 +11,10 @@ import time
 from typing import Any
 
 from daedal.core import hookimpl
-from daedal.models.viz.frames import LEGEND, FrameReplayer, cells, short
+from daedal.models.viz.frames import FrameReplayer, cells, short
+from daedal.models.viz.styles import MASK_GLYPH, STYLES, confidence_style, legend
 
 __all__ = ["LiveView", "STYLES", "confidence_style", "render_frame"]
-
-STYLES: dict[str, str] = {
-    "mask": "grey50",
-    "new": "bold black on #7ee787",
-    "inserted": "bold white on #a371f7",
-    "eos": "grey39",
-}
-
-
-def confidence_style(confidence: float | None) -> str:
-    """Earlier tokens: pale (low confidence) to deep blue (high confidence)."""
-    p = 1.0 if confidence is None else min(1.0, max(0.0, confidence))
-    lo, hi = (190, 200, 215), (31, 111, 235)
-    r, g, b = (round(a + (z - a) * p) for a, z in zip(lo, hi, strict=False))
-    return f"bold #{r:02x}{g:02x}{b:02x}"
 
 
 def render_frame(
@@ -44,18 +30,12 @@ def render_frame(
             parts.append(Text(f"> {prompts[b]}", style="italic dim"))
         line = Text()
         for cell in cells(frame, b, strings, mask_id=mask_id, eos_ids=eos_ids):
-            text = "\u2591" if cell.kind in ("mask", "inserted") else short(cell.text)
+            text = MASK_GLYPH if cell.kind in ("mask", "inserted") else short(cell.text)
             style = confidence_style(cell.confidence) if cell.kind == "old" else STYLES[cell.kind]
             line.append(text, style=style)
             line.append(" ")
         parts.append(line)
-    legend = Text("legend: ", style="dim")
-    for kind, label in LEGEND.items():
-        sample = "\u2591" if kind in ("mask", "inserted") else "ab"
-        style = confidence_style(0.6) if kind == "old" else STYLES[kind]
-        legend.append(sample, style=style)
-        legend.append(f" {label}   ", style="dim")
-    parts.append(legend)
+    parts.append(legend())
     return Group(*parts)
 
 
@@ -66,15 +46,18 @@ class LiveView:
         console: A :class:`rich.console.Console` (default: one on stdout).
         delay: Seconds to pause after each redraw, so fast models can be watched.
         prompts: Prompt texts shown above their rows.
+        live: A started :class:`rich.live.Live` already on screen (the start-up preview of
+            :mod:`daedal.models.viz.preview`); the first run draws into it.
     """
 
-    def __init__(self, console: Any = None, delay: float = 0.0, prompts: Any = ()) -> None:
+    def __init__(self, console: Any = None, delay: float = 0.0, prompts: Any = (), live: Any = None) -> None:
         from rich.console import Console
 
-        self.console = console or Console()
+        self.console = console or (live.console if live is not None else Console())
         self.delay = delay
         self.prompts = list(prompts)
         self._live: Any = None
+        self._preview: Any = live
         self._replayer = FrameReplayer()
         self._strings: dict[int, str] = {}
         self._stage = ""
@@ -87,10 +70,13 @@ class LiveView:
     def on_event(self, event: Any, state: Any) -> None:
         kind = getattr(event, "kind", "")
         if kind == "run-started":
+            self._replayer = FrameReplayer()
+            if self._preview is not None:  # keep drawing where the preview is
+                self._live, self._preview = self._preview, None
+                return
             self.close()
             from rich.live import Live
 
-            self._replayer = FrameReplayer()
             self._live = Live(console=self.console, auto_refresh=False, transient=False)
             self._live.start()
             return
@@ -134,6 +120,7 @@ class LiveView:
 
     def close(self) -> None:
         """Stop drawing (idempotent); the last frame stays on screen."""
-        if self._live is not None:
-            self._live.stop()
-            self._live = None
+        for live in (self._live, self._preview):
+            if live is not None:
+                live.stop()
+        self._live = self._preview = None
