@@ -84,6 +84,27 @@ def test_short_canvas_frac_zero_keeps_the_stream_draw_for_draw() -> None:
     assert all(b[4].sum() > 0 for b in short)  # every sample (answers need >= 2 slots) is short
 
 
+def test_short_near_frac_draws_canvases_one_insertion_short(monkeypatch) -> None:
+    import random
+
+    tt = _module()
+    enc = tt.Encoder()
+    seen = []
+    monkeypatch.setattr(tt, "make_batch", lambda enc, examples, args, gen: seen.extend(examples))
+    for near, bound in (("1", lambda d: 1 <= d <= 7), ("0", lambda d: d >= 1)):
+        seen.clear()
+        args = tt.parse_args(
+            ["--batch-size", "16", "--bucket", "4", "--short-canvas-frac", "1", "--short-near-frac", near]
+        )
+        rng = random.Random(0)
+        stream = tt.batches(enc, tt.curriculum(rng, args), rng, args, torch.Generator().manual_seed(0))
+        for _ in range(4):
+            next(stream)
+        deficits = [len(enc.answer(answer)) + 1 - room for _, _, answer, _, room in seen]
+        assert len(deficits) == 64 and all(bound(d) for d in deficits)
+    assert max(deficits) > 7  # without it, long answers miss more than one insertion's worth
+
+
 def test_grown_model_computes_what_the_checkpoint_did() -> None:
     tt = _module()
     enc = tt.Encoder()

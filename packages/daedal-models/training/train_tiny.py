@@ -139,6 +139,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "slot trained towards the uniform distribution (the model's 'no room here' signal, which DAEDAL's "
         "stage-2 insertion listens to), then 0..16 real EOS tokens as stage 2's EOS tail",
     )
+    p.add_argument(
+        "--short-near-frac",
+        type=float,
+        default=0.0,
+        help="fraction of the short canvases that miss at most 7 slots (one stage-2 insertion's worth; "
+        "the rest miss a uniform 1..all)",
+    )
     p.add_argument("--bench", type=int, default=0, help="time this many steps and exit")
     return p.parse_args(argv)
 
@@ -219,7 +226,10 @@ def batches(enc: Encoder, examples, rng: random.Random, args, gen: torch.Generat
             need = len(enc.answer(answer)) + 1
             room = None
             if args.short_canvas_frac and need >= 2 and rng.random() < args.short_canvas_frac:
-                room = rng.randint(1, need - 1)
+                if args.short_near_frac and rng.random() < args.short_near_frac:
+                    room = need - rng.randint(1, min(7, need - 1))
+                else:
+                    room = rng.randint(1, need - 1)
                 g = room + rng.randint(0, 16)
             elif rng.random() >= args.long_frac:
                 g = need + rng.randint(0, args.short_tail)
