@@ -57,3 +57,17 @@ def test_quality_command_prints_the_table_and_json(capsys) -> None:
     data = json.loads(capsys.readouterr().out)
     assert list(data["methods"]) == ["daedal"] and data["n"] == 1
     assert data["settings"] == bundled.daedal_settings()
+
+
+def test_variant_rows_and_their_errors(capsys) -> None:
+    argv = ["--per-family", "1", "--fixed", "", "--families", "repeat", "--json"]
+    assert quality.main([*argv, "--variant", "capped:initial_gen_length=4,max_gen_length=6"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert list(data["methods"]) == ["daedal", "capped"]
+    assert all("insertions" in m for m in data["methods"].values())
+    assert [e["length"] for e in data["methods"]["capped"]["examples"]] == [6]  # the overrides applied
+    assert data["methods"]["daedal"]["examples"][0]["length"] > 6
+    with pytest.raises(SystemExit, match="NAME:KEY=VALUE"):
+        quality.main([*argv, "--variant", "initial_gen_length=16"])
+    with pytest.raises(ValueError, match="initial_gen_length"):  # validated before any run
+        quality.main([*argv, "--variant", "bad:initial_gen_length=-1"])

@@ -12,7 +12,12 @@ wall time. Methods:
 * ``daedal``: :class:`daedal.policies.Daedal` with the checkpoint's recommended
   settings (``daedal.json``), starting from a short canvas;
 * ``fixed-N``: LLaDA's decoding with a fixed generation length ``N``, one token per step
-  (``steps = N``), semi-autoregressive blocks of ``min(N, 32)``.
+  (``steps = N``), semi-autoregressive blocks of ``min(N, 32)``;
+* ``--variant NAME:KEY=VALUE,...``: more DAEDAL rows, the recommended settings with
+  overrides (e.g. ``"stage 2 only:eos_confidence_threshold=0"``, where the canvas grows by
+  stage-2 insertion alone).
+
+Each row also counts the stage-2 insertions the method made over the whole set.
 
 ``--json`` prints the full report (including every example's final length) instead of
 the table; :func:`evaluate` is the library entry point.
@@ -96,7 +101,8 @@ def evaluate(
     Returns:
         ``{"methods": {name: {...}}, "n": len(data)}``; each method has ``accuracy``
         (per family and ``overall``), ``forward_passes`` (per prompt), ``effective_ratio``,
-        ``wall_time`` (seconds), ``mean_length`` per family and ``examples`` (family, size,
+        ``wall_time`` (seconds), ``insertions`` (stage-2 insertions over the set),
+        ``mean_length`` per family and ``examples`` (family, size,
         answer tokens, final length, correct).
     """
     from daedal.core import Engine, EngineConfig
@@ -106,7 +112,7 @@ def evaluate(
     report: dict[str, Any] = {"n": len(data), "batch_size": batch_size, "methods": {}}
     for method in methods:
         engine = Engine(adapter, policies=method.policies(), config=EngineConfig(seed=seed))
-        examples, passes, generated, effective = [], 0, 0, 0
+        examples, passes, generated, effective, insertions = [], 0, 0, 0, 0
         start = time.perf_counter()
         for i in range(0, len(data), batch_size):
             chunk = data[i : i + batch_size]
@@ -115,6 +121,7 @@ def evaluate(
             passes += result.stats.forward_passes * len(chunk)
             generated += result.stats.generated_tokens
             effective += result.stats.effective_tokens
+            insertions += result.stats.expansions
             for d, text, length in zip(chunk, result.texts or [], result.lengths, strict=False):
                 examples.append(
                     {
@@ -140,6 +147,7 @@ def evaluate(
             "forward_passes": passes / max(1, len(examples)),
             "effective_ratio": effective / generated if generated else 0.0,
             "wall_time": wall,
+            "insertions": insertions,
             "mean_length": mean_length,
             "examples": examples,
         }
@@ -149,7 +157,7 @@ def evaluate(
 def format_table(report: dict[str, Any]) -> str:
     """The report as a Markdown table (accuracy in %, forward passes per prompt)."""
     fams = list(tasks.FAMILIES)
-    head = ["method", *fams, "overall", "NFE / prompt", "eff. ratio", "mean len", "wall s"]
+    head = ["method", *fams, "overall", "NFE / prompt", "insertions", "eff. ratio", "mean len", "wall s"]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
     for name, m in report["methods"].items():
         acc = m["accuracy"]
@@ -158,6 +166,7 @@ def format_table(report: dict[str, Any]) -> str:
         cells += [
             f"{100 * acc['overall']:.1f}",
             f"{m['forward_passes']:.1f}",
+            str(m.get("insertions", 0)),
             f"{m['effective_ratio']:.3f}",
             f"{sum(lengths) / max(1, len(lengths)):.1f}",
             f"{m['wall_time']:.1f}",
@@ -201,6 +210,13 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--fixed", default="16,32,64", help="comma-separated fixed generation lengths ('' for none)")
     p.add_argument("--no-daedal", action="store_true", help="leave DAEDAL out")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a DAEDAL setting")
+    p.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="NAME:KEY=VALUE,...",
+        help="add a DAEDAL row named NAME: the (--set) settings with these overrides; repeatable",
+    )
     p.add_argument("--model", default=None, help="checkpoint directory (default: the bundled model)")
     p.add_argument("--batch-size", type=int, default=1)
     p.add_argument("--families", default=",".join(tasks.FAMILIES), help="comma-separated families")
@@ -226,6 +242,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = bundled.daedal_settings(directory) or bundled.daedal_settings()
     settings.update(parse_assignments(args.set))
     methods: list[Method] = [] if args.no_daedal else [daedal_method(settings)]
+    for variant in args.variant:
+        name, sep, spec = variant.partition(":")
+        if not sep or not name.strip():
+            raise SystemExit(
+                f"--variant {variant!r}: use NAME:KEY=VALUE,... (e.g. 'stage 2 only:eos_confidence_threshold=0')"
+            )
+        overrides = parse_assignments([part for part in spec.split(",") if part.strip()])
+        methods.append(daedal_method({**settings, **overrides}, name=name.strip()))
     methods += [fixed_method(int(n)) for n in args.fixed.split(",") if n.strip()]
     families = [f.strip() for f in args.families.split(",") if f.strip()]
     data = [d for d in tasks.heldout_set(args.per_family, seed=args.seed) if d["family"] in families]
