@@ -158,6 +158,8 @@ def test_trace_is_written_and_rendered_with_every_step(cli, tmp_path: Path) -> N
 
     code, out, err = cli("trace", "render", str(trace_path), "--html", str(page))
     assert code == 0, err
+    inserted = sum(len(r) for e in trace.of_kind("step-finished") for r in e["expanded"])
+    assert out == f"wrote {page} ({len(steps)} steps, {inserted} stage-2 insertion{'' if inserted == 1 else 's'})\n"
     html = page.read_text(encoding="utf-8")
     assert html.startswith("<!DOCTYPE html>") and "<script src" not in html and "<link" not in html
     data = json.loads(

@@ -720,6 +720,10 @@ def _generate_run(
     return EXIT_OK
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
 def _jsonable(value: Any) -> Any:
     try:
         json.dumps(value)
@@ -771,8 +775,9 @@ def _trace_render(args: argparse.Namespace) -> int:
         raise CLIError(f"trace {str(args.trace)!r} holds no canvas events; record one with 'daedal generate --trace'")
     page = render_html(trace, title=args.title or f"daedal trace: {args.trace.name}")
     args.html.write_text(page, encoding="utf-8")
-    steps = len(trace.of_kind("step-finished"))
-    print(f"wrote {args.html} ({steps} steps)")
+    steps = trace.of_kind("step-finished")
+    insertions = sum(len(row) for e in steps for row in e.get("expanded") or ())
+    print(f"wrote {args.html} ({_count(len(steps), 'step')}, {_count(insertions, 'stage-2 insertion')})")
     return EXIT_OK
 
 
