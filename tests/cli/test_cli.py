@@ -396,12 +396,12 @@ def test_no_preview_when_the_specs_leave_the_length_to_a_default() -> None:
     from daedal.models.viz.preview import initial_length
 
     rec = [PolicySpec("daedal", {"initial_gen_length": 8, "max_gen_length": 96})]
-    assert initial_length([], rec, {}) == 8
-    assert initial_length([PolicySpec("daedal")], rec, {}) == 8  # a recommended policy keeps its settings
-    assert initial_length([PolicySpec("daedal")], rec, {"initial_gen_length": 24}) == 24
-    assert initial_length([PolicySpec("fixed-length")], rec, {}) is None  # its default lives in torch code
-    assert initial_length([PolicySpec("fixed-length", {"gen_length": 40})], rec, {}) == 40
-    assert initial_length([], [PolicySpec("daedal")], {}) is None  # a checkpoint without daedal.json
+    assert initial_length([], rec) == 8
+    assert initial_length([PolicySpec("daedal")], rec) == 8  # a recommended policy keeps its settings
+    assert initial_length([PolicySpec("daedal", {"initial_gen_length": 24})], rec) == 24
+    assert initial_length([PolicySpec("fixed-length")], rec) is None  # its default lives in torch code
+    assert initial_length([PolicySpec("fixed-length", {"gen_length": 40})], rec) == 40
+    assert initial_length([], [PolicySpec("daedal")]) is None  # a checkpoint without daedal.json
 
 
 def test_live_view_starts_with_a_loading_line(cli) -> None:

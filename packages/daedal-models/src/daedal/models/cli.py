@@ -470,7 +470,7 @@ def _adapter_class(name: str | None, directory: Path | None) -> Any:
 
 
 def _compose(run: dict[str, Any], assignments: dict[str, Any], directory: Path | None) -> Any:
-    from daedal.models.compose import build_policies, recommended_specs
+    from daedal.models.compose import build_policies
 
     known = _available("policies")
     for spec in run["policies"]:
@@ -479,13 +479,22 @@ def _compose(run: dict[str, Any], assignments: dict[str, Any], directory: Path |
                 f"--policy {spec.name!r} is not an installed policy; choose one of {sorted(known)} "
                 "(see 'daedal policies')"
             )
+    return build_policies(*_requested_specs(run, assignments, directory))
+
+
+def _requested_specs(
+    run: dict[str, Any], assignments: dict[str, Any], directory: Path | None
+) -> tuple[list[PolicySpec], list[PolicySpec]]:
+    """The specs the command line asks for (``--set`` on the last) and the checkpoint's recommended ones; torch-free."""
+    from daedal.models.compose import recommended_specs
+
     recommended = recommended_specs(directory) or [PolicySpec("daedal")]
     specs = [PolicySpec(s.name, s.params) for s in run["policies"]]
     if assignments:
         if not specs:
             specs = [PolicySpec(s.name, s.params) for s in recommended]
         specs[-1].params.update(assignments)
-    return build_policies(specs, recommended)
+    return specs, recommended
 
 
 def _run_config(run: dict[str, Any], composition: Any) -> dict[str, Any]:
@@ -587,11 +596,9 @@ def _generate(args: argparse.Namespace) -> int:
 
 def _start_preview(run: dict[str, Any], assignments: dict[str, Any], directory: Path | None) -> Any:
     """The initial canvas, drawn before torch is imported (None when its size is not known yet)."""
-    from daedal.models.compose import recommended_specs
     from daedal.models.viz.preview import initial_length, start_preview
 
-    recommended = recommended_specs(directory) or [PolicySpec("daedal")]
-    length = initial_length(run["policies"], recommended, assignments)
+    length = initial_length(*_requested_specs(run, assignments, directory))
     if length is None:
         return None
     from rich.console import Console

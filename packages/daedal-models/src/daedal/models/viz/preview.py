@@ -10,7 +10,7 @@ left at its defaults), there is no preview and the ``loading ...`` line stands a
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from daedal.models.runconfig import PolicySpec
@@ -22,20 +22,15 @@ LENGTH_KEYS = ("initial_gen_length", "gen_length")
 """Parameters that set the initial canvas (DAEDAL's ``L_init``, a fixed length's ``N``)."""
 
 
-def initial_length(
-    specs: Sequence[PolicySpec], recommended: Sequence[PolicySpec], assignments: Mapping[str, Any]
-) -> int | None:
+def initial_length(specs: Sequence[PolicySpec], recommended: Sequence[PolicySpec]) -> int | None:
     """The initial generation length the specs ask for, or None when they leave it to a default.
 
-    Mirrors how the command line composes policies: no spec means the recommended ones;
-    a spec naming a recommended policy starts from its recommended parameters; ``--set``
-    assignments go to the last spec.
+    Reads the specs as :func:`daedal.models.compose.build_policies` does: no spec means
+    the recommended ones; a spec naming a recommended policy starts from its recommended
+    parameters.
     """
     rec = {s.name: dict(s.params) for s in recommended}
     chosen = [{**rec.get(s.name, {}), **s.params} for s in specs] or [dict(s.params) for s in recommended]
-    if not chosen:
-        return None
-    chosen[-1].update(assignments)
     for params in chosen:
         for key in LENGTH_KEYS:
             value = params.get(key)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["LEGEND", "STYLES", "confidence_style", "legend"]
+__all__ = ["LEGEND", "MASK_GLYPH", "STYLES", "confidence_style", "legend"]
 
 STYLES: dict[str, str] = {
     "mask": "grey50",
@@ -23,6 +23,7 @@ LEGEND: dict[str, str] = {
 """The cell kinds a frame draws, with their legend labels (the HTML page uses the same)."""
 
 MASK_GLYPH = "\u2591"
+"""How a mask (or an inserted mask) is drawn."""
 
 
 def confidence_style(confidence: float | None) -> str:
